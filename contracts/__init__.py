@@ -1,0 +1,56 @@
+"""Event contracts shared by every motcua service: the only place an event's shape is defined."""
+
+from contracts.cases import (
+    EVENT_CLASSES,
+    ApologyIssued,
+    CaseEvent,
+    CaseOverdue,
+    CaseReceived,
+    CaseRefused,
+    CaseStopped,
+    CaseSubmitted,
+    CaseWithdrawn,
+    Paid,
+    PaymentRequested,
+    Rated,
+    Resolved,
+    ResultDigitised,
+    Returned,
+    SupplementReceived,
+    SupplementRequested,
+    Transferred,
+)
+from contracts.codec import DecodeError, UnknownVersionError, decode, encode
+from contracts.envelope import Envelope, new_envelope
+from contracts.topics import CASES_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC, TOPICS
+
+__all__ = [
+    "CASES_TOPIC",
+    "DEAD_LETTER_TOPIC",
+    "EVENT_CLASSES",
+    "ROUTING_TOPIC",
+    "TOPICS",
+    "ApologyIssued",
+    "CaseEvent",
+    "CaseOverdue",
+    "CaseReceived",
+    "CaseRefused",
+    "CaseStopped",
+    "CaseSubmitted",
+    "CaseWithdrawn",
+    "DecodeError",
+    "Envelope",
+    "Paid",
+    "PaymentRequested",
+    "Rated",
+    "Resolved",
+    "ResultDigitised",
+    "Returned",
+    "SupplementReceived",
+    "SupplementRequested",
+    "Transferred",
+    "UnknownVersionError",
+    "decode",
+    "encode",
+    "new_envelope",
+]

@@ -1,0 +1,75 @@
+"""The one codec: envelope <-> Kafka record. No consumer parses message bytes itself."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from contracts.cases import EVENT_CLASSES, CaseEvent
+from contracts.envelope import Envelope
+
+Headers = Sequence[tuple[str, bytes]]
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+REGISTRY: dict[str, type[CaseEvent]] = {cls.event_type(): cls for cls in EVENT_CLASSES}
+# (type, from_version) -> function turning that version's payload into the next version's.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
+
+
+class DecodeError(Exception):
+    """The bytes are not a valid motcua event; retrying will not help."""
+
+    code = "undecodable"
+    retriable = False
+
+
+class UnknownVersionError(DecodeError):
+    """A newer payload version than this build knows: park it, do not drop it."""
+
+    code = "unknown_version"
+
+
+def encode(envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Return (key, value, headers). Key = case code keeps one case's events in order."""
+    value = orjson.dumps(envelope.model_dump(mode="json"))
+    headers = [
+        ("content-type", CONTENT_TYPE),
+        ("ce_id", envelope.id.encode()),
+        ("ce_type", envelope.type.encode()),
+        ("ce_dataversion", str(envelope.dataversion).encode()),
+    ]
+    return envelope.subject.encode(), value, headers
+
+
+def decode(value: bytes) -> Envelope:
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DecodeError("not a JSON object")
+    event_type = raw.get("type")
+    cls = REGISTRY.get(event_type) if isinstance(event_type, str) else None
+    if cls is None:
+        raise DecodeError(f"unknown event type {event_type!r}")
+    version = raw.get("dataversion")
+    if not isinstance(version, int) or version < 1:
+        raise DecodeError(f"bad dataversion {version!r}")
+    if version > cls.VERSION:
+        raise UnknownVersionError(f"{event_type} v{version} is newer than known v{cls.VERSION}")
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        raise DecodeError("data is not an object")
+    while version < cls.VERSION:
+        upcast = UPCASTERS.get((event_type, version))
+        if upcast is None:
+            raise DecodeError(f"no upcaster for {event_type} v{version}")
+        data = upcast(data)
+        version += 1
+    try:
+        payload = cls.model_validate(data)
+        return Envelope.model_validate({**raw, "data": payload, "dataversion": version})
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {event_type}: {exc.errors(include_url=False)}") from exc

@@ -1,0 +1,106 @@
+"""Cases: receive, record events (one or a batch), read back, public look-up."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from contracts.types import CaseCode
+from intake import service
+from intake.schemas import (
+    BatchEventCreate,
+    BatchRequest,
+    CaseCreate,
+    CaseDetail,
+    CasePublic,
+    CaseReceipt,
+    EventCreate,
+    EventResult,
+)
+from intake.uow import IntakeDep
+from services.errors import MotcuaError, ValidationFailed
+
+router = APIRouter(prefix="/v1", tags=["cases"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=64, description="Same as body event_id."),
+]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    s: {"content": {"application/problem+json": {}}} for s in (404, 409, 413, 422)
+}
+
+
+@router.post("/cases", status_code=201, response_model=CaseReceipt, responses=PROBLEMS,
+             summary="Receive a case (tiếp nhận hồ sơ)")
+async def receive_case(
+    data: CaseCreate, intake: IntakeDep, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    body, created = await intake.write(
+        service.receive_case, data=data, idempotency_key=idempotency_key
+    )
+    response.status_code = 201 if created else 200
+    return body
+
+
+@router.post("/cases/{case_code}/events", status_code=201, response_model=EventResult,
+             responses=PROBLEMS, summary="Record what happened to a case")
+async def record_event(
+    case_code: CaseCode, data: EventCreate, intake: IntakeDep, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    body, created = await intake.write(
+        service.record_event, case_code=case_code, data=data, idempotency_key=idempotency_key
+    )
+    response.status_code = 201 if created else 200
+    return body
+
+
+@router.post("/events:batch", summary="Record up to 1,000 events, answered per item",
+             responses=PROBLEMS)
+async def record_batch(batch: BatchRequest, intake: IntakeDep) -> JSONResponse:
+    if len(batch.events) > intake.settings.batch_max_items:
+        raise ValidationFailed(
+            f"a batch holds at most {intake.settings.batch_max_items} events",
+            errors=[{"field": "events", "rule": "max_items",
+                     "message": f"at most {intake.settings.batch_max_items} events"}],
+        )
+    results: list[dict[str, Any]] = []
+    for index, raw in enumerate(batch.events):
+        results.append(await _batch_item(intake, index, raw))
+    return JSONResponse({"results": results}, status_code=207 if _mixed(results) else 200)
+
+
+async def _batch_item(intake: Any, index: int, raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        item = BatchEventCreate.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "rule": e["type"],
+                   "message": e["msg"]} for e in exc.errors()]
+        return {"index": index, "status": 422, "errors": errors}
+    data = EventCreate.model_validate(item.model_dump(exclude={"case_code"}))
+    try:
+        body, created = await intake.write(service.record_event, case_code=item.case_code,
+                                           data=data)
+    except MotcuaError as exc:
+        return {"index": index, "status": exc.status, "code": exc.code, "detail": exc.detail,
+                "errors": exc.errors, **exc.extra}
+    return {"index": index, "status": 201 if created else 200, "result": body}
+
+
+def _mixed(results: list[dict[str, Any]]) -> bool:
+    return any(r["status"] >= 400 for r in results)
+
+
+@router.get("/cases/{case_code}", response_model=CaseDetail, responses=PROBLEMS,
+            summary="Read a case: status, due date, history")
+async def read_case(case_code: CaseCode, intake: IntakeDep) -> CaseDetail:
+    return await intake.read(service.get_case, case_code=case_code)
+
+
+@router.get("/public/cases/{case_code}", response_model=CasePublic, responses=PROBLEMS,
+            tags=["public"],
+            summary="Public look-up by code: status and dates, never the applicant")
+async def public_case(case_code: CaseCode, intake: IntakeDep, request: Request) -> CasePublic:
+    return await intake.read(service.get_public_case, case_code=case_code)

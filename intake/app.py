@@ -1,0 +1,151 @@
+"""Intake's component and app factory."""
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
+
+from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC
+from intake import models
+from intake.api import cases, reference
+from intake.handlers import make_routing_handler
+from intake.metrics import IntakeMetrics
+from intake.service import IntakeDeps
+from intake.settings import IntakeSettings
+from registry.calendar import WorkingCalendar, default_calendar_dir
+from registry.catalogue import Catalogue
+from services.app import build_app
+from services.bus import Bus, make_bus
+from services.clock import Clock, system_clock
+from services.consumer import ConsumerRunner, ConsumerSpec
+from services.db import make_engine, transaction
+from services.errors import Unavailable
+from services.migrations import upgrade
+from services.observability import ConsumerCollector, OutboxCollector, register
+from services.outbox import Relay
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class IntakeComponent:
+    name = "intake"
+
+    def __init__(
+        self, settings: IntakeSettings, *, bus: Bus, registry: CollectorRegistry,
+        catalogue: Catalogue, calendar: WorkingCalendar, clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.deps = IntakeDeps(catalogue=catalogue, calendar=calendar, clock=clock,
+                               source=f"/motcua/{settings.service_name}")
+        self.engine = make_engine(settings.resolved_database_url("intake"))
+        self.metrics = IntakeMetrics(registry)
+        self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
+        self.consumer = ConsumerRunner(
+            bus=bus, engine=self.engine, tracking=models.TRACKING,
+            spec=ConsumerSpec(
+                group_id="intake",
+                topics=[ROUTING_TOPIC],
+                handle=make_routing_handler(self.deps, self._rejected),
+                after_commit=lambda _events: self.relay.wake(),
+            ),
+            batch_size=settings.consumer_batch_size, poll_ms=settings.consumer_poll_ms,
+            topic_prefix=settings.topic_prefix,
+        )
+        register(
+            registry,
+            ConsumerCollector(lambda: [self.consumer]),
+            OutboxCollector("intake", lambda: models.OUTBOX.backlog(self.engine),
+                            lambda: self.relay.published),
+        )
+
+    def _rejected(self, event_type: str) -> None:
+        self.metrics.system_events_rejected.labels(event_type).inc()
+
+    def routers(self) -> list[APIRouter]:
+        return [cases.router, reference.router]
+
+    def topics(self) -> list[str]:
+        return [CASES_TOPIC, ROUTING_TOPIC, DEAD_LETTER_TOPIC]
+
+    async def start(self) -> None:
+        await asyncio.to_thread(upgrade, self.engine, service="intake",
+                                script_location=MIGRATIONS)
+
+    def background(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        return [self.relay.run(stop), self.consumer.supervise(stop)]
+
+    async def stop(self) -> None:
+        self.engine.dispose()
+
+    async def readiness(self) -> dict[str, Any]:
+        try:
+            backlog = await asyncio.to_thread(models.OUTBOX.backlog, self.engine)
+            db = True
+        except OperationalError:
+            backlog, db = -1, False
+        return {"database": db, "outbox_backlog": backlog,
+                "consumer": self.consumer.stats.running,
+                "relay_error": self.relay.last_error}
+
+    async def write(self, fn: Callable[..., tuple[T, bool]], **kwargs: Any) -> tuple[T, bool]:
+        """Run a domain function in one transaction; wake the relay once it committed."""
+        result = await asyncio.to_thread(self._write, fn, kwargs)
+        if result[1]:
+            self.relay.wake()
+            self._count(fn, kwargs)
+        else:
+            self.metrics.retries_replayed.inc()
+        return result
+
+    def _write(self, fn: Callable[..., tuple[T, bool]], kwargs: dict[str, Any]) -> tuple[T, bool]:
+        for attempt in range(3):
+            try:
+                with transaction(self.engine) as session:
+                    return fn(session=session, deps=self.deps, **kwargs)
+            except IntegrityError:
+                # Two processes raced on one event id or case code: the retry sees the
+                # winner's row and answers as a replay (or a 409).
+                if attempt == 2:
+                    raise
+            except OperationalError as exc:
+                raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
+
+    def _count(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+        if "data" not in kwargs:
+            return
+        data = kwargs["data"]
+        if hasattr(data, "channel"):
+            self.metrics.cases_received.labels(data.channel.value).inc()
+            self.metrics.events_recorded.labels("received").inc()
+        else:
+            self.metrics.events_recorded.labels(data.type).inc()
+
+    async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        def run() -> T:
+            with Session(self.engine) as session:
+                return fn(session=session, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+
+def create_app(
+    settings: IntakeSettings | None = None, *, clock: Clock = system_clock
+) -> FastAPI:
+    settings = settings or IntakeSettings()
+    registry = CollectorRegistry()
+    bus = make_bus(settings)
+    component = IntakeComponent(
+        settings, bus=bus, registry=registry,
+        catalogue=Catalogue.load(settings.catalogue_dir),
+        calendar=WorkingCalendar.load(default_calendar_dir()), clock=clock,
+    )
+    return build_app(title="motcua intake", components=[component], bus=bus, registry=registry,
+                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes)

@@ -1,0 +1,37 @@
+"""Facts from routing (transfers, overdue notices), recorded on the case log by intake."""
+
+import logging
+from collections.abc import Callable
+
+from sqlmodel import Session
+
+from contracts import Envelope
+from intake import service
+from intake.schemas import EventCreate
+from services.errors import MotcuaError
+
+log = logging.getLogger(__name__)
+
+
+def make_routing_handler(
+    deps: service.IntakeDeps, on_rejected: Callable[[str], None]
+) -> Callable[[Session, list[Envelope]], None]:
+    def handle(session: Session, events: list[Envelope]) -> None:
+        for env in events:
+            data = EventCreate.model_validate(
+                {"event_id": env.id, "type": env.data.NAME,
+                 "occurred_at": env.data.occurred_at, **env.data.details()}
+            )
+            # A savepoint per fact: one the case no longer allows must not undo the others.
+            nested = session.begin_nested()
+            try:
+                service.record_event(session=session, deps=deps, case_code=env.subject,
+                                     data=data, source=env.source)
+                nested.commit()
+            except MotcuaError as exc:
+                nested.rollback()
+                on_rejected(env.data.NAME)
+                log.warning("not recording %s %s from %s on %s: %s", env.data.NAME, env.id,
+                            env.source, env.subject, exc.detail)
+
+    return handle

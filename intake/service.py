@@ -1,0 +1,504 @@
+"""Intake's domain functions: receive a case, record an event on it, read it back.
+
+Plain keyword-only functions over a session; the caller owns the transaction. Every accepted
+change writes the case, its history row and the outgoing event (outbox) in that one transaction.
+"""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlmodel import Session
+
+from contracts import (
+    CASES_TOPIC,
+    EVENT_CLASSES,
+    CaseEvent,
+    CaseReceived,
+    new_envelope,
+)
+from intake import lifecycle
+from intake.codes import format_case_code, next_sequence, parse_case_code
+from intake.models import OUTBOX, Applicant, Case, CaseEventRecord
+from intake.schemas import (
+    CaseCreate,
+    CaseDetail,
+    CasePublic,
+    CaseReceipt,
+    EventCreate,
+    EventResult,
+    HistoryItem,
+)
+from registry.calendar import WorkingCalendar, due_date, is_on_time, resolution_days
+from registry.catalogue import Catalogue
+from services.clock import LOCAL_TZ, Clock
+from services.errors import Conflict, NotFound, ValidationFailed
+
+PAYLOADS: dict[str, type[CaseEvent]] = {cls.NAME: cls for cls in EVENT_CLASSES}
+EXTRA_FIELDS = ("from_office", "to_office", "method", "reason", "amount", "portal",
+                "result_digitised", "new_due_date", "rating")
+# Per type: required extra fields, optional ones, and the methods allowed (API.md).
+RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "transferred": (("from_office", "to_office", "method"), (), ("electronic", "paper")),
+    "supplement_requested": (("reason",), (), ()),
+    "supplement_received": ((), (), ()),
+    "payment_requested": (("amount",), (), ()),
+    "paid": (("amount", "method"), ("portal",), ("online", "counter", "post")),
+    "resolved": ((), ("result_digitised",), ()),
+    "result_digitised": ((), (), ()),
+    "returned": (("method",), (), ("counter", "post", "online")),
+    "apology_issued": (("new_due_date", "reason"), (), ()),
+    "refused": (("reason",), (), ()),
+    "withdrawn": (("reason",), (), ()),
+    "stopped": (("reason",), (), ()),
+    "rated": (("rating",), (), ()),
+}
+SYSTEM_ONLY = frozenset({"overdue"})
+
+
+@dataclass(frozen=True)
+class IntakeDeps:
+    catalogue: Catalogue
+    calendar: WorkingCalendar
+    clock: Clock
+    clock_skew: timedelta = timedelta(seconds=120)
+    source: str = "/motcua/intake"
+
+
+def _error(field: str, rule: str, message: str) -> ValidationFailed:
+    return ValidationFailed(message, errors=[{"field": field, "rule": rule, "message": message}])
+
+
+def _fingerprint(data: Any) -> str:
+    body = data.model_dump(mode="json", exclude={"event_id"}, exclude_none=True)
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _local(ts: datetime) -> date:
+    return ts.astimezone(LOCAL_TZ).date()
+
+
+def _check_time(deps: IntakeDeps, field: str, value: datetime | None) -> datetime:
+    now = deps.clock()
+    if value is None:
+        return now
+    if value > now + deps.clock_skew:
+        raise _error(field, "not_in_future", f"{field} {value.isoformat()} is in the future")
+    return value
+
+
+def _replay(
+    session: Session, event_id: str, fingerprint: str
+) -> dict[str, Any] | None:
+    """The stored answer for a retried event id, or a 409 if the id came with another body."""
+    prior = session.get(CaseEventRecord, event_id)
+    if prior is None:
+        return None
+    if prior.fingerprint != fingerprint:
+        raise Conflict(
+            f"event_id {event_id} was already used for a different request",
+            reason="idempotency_key_reused",
+        )
+    return prior.response
+
+
+# --- receive -------------------------------------------------------------------------------
+
+
+def receive_case(
+    *, session: Session, deps: IntakeDeps, data: CaseCreate, idempotency_key: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Receive a case; returns (appointment slip, created). A retry returns (same slip, False)."""
+    event_id = str(data.event_id) if data.event_id else idempotency_key
+    fingerprint = _fingerprint(data)
+    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+        return replayed, False
+
+    agency = deps.catalogue.agency(data.agency_code)
+    if agency is None:
+        raise _error("agency_code", "registered", f"agency {data.agency_code} is not registered")
+    procedure = deps.catalogue.procedure(data.procedure_code)
+    if procedure is None:
+        raise _error("procedure_code", "in_catalogue",
+                     f"procedure {data.procedure_code} is not in the catalogue")
+    if data.channel == "online":
+        if data.online_level is None:
+            raise _error("online_level", "required_if_online",
+                         "online_level (partial | full) is required when channel is online")
+        if procedure.online_levels and data.online_level not in procedure.online_levels:
+            raise _error("online_level", "offered",
+                         f"procedure {procedure.code} is not offered online at level "
+                         f"{data.online_level}; offered: {list(procedure.online_levels)}")
+    elif data.online_level is not None:
+        raise _error("online_level", "only_if_online",
+                     "online_level is only allowed when channel is online")
+    received_at = _check_time(deps, "received_at", data.received_at)
+    received_on = _local(received_at)
+    if not agency.active_on(received_on):
+        raise _error("agency_code", "active",
+                     f"agency {agency.code} does not exist on {received_on.isoformat()}"
+                     + (f"; its successor is {agency.successor}" if agency.successor else ""))
+
+    if data.case_code is not None:
+        code_agency, _code_day = parse_case_code(data.case_code)
+        if code_agency != agency.code:
+            raise _error("case_code", "agency_prefix",
+                         f"case_code must start with the receiving agency {agency.code}")
+        existing = session.get(Case, data.case_code)
+        if existing is not None:
+            first = session.execute(
+                select(CaseEventRecord).where(
+                    CaseEventRecord.case_code == data.case_code, CaseEventRecord.seq == 1
+                )
+            ).scalar_one_or_none()
+            if first is not None and first.type == "received" and first.fingerprint == fingerprint:
+                return first.response, False
+            raise Conflict(f"case {data.case_code} already exists with a different body",
+                           current_status=existing.status)
+        case_code = data.case_code
+    else:
+        case_code = _new_code(session, agency.code, received_on)
+
+    due = due_date(calendar=deps.calendar, received_on=received_on,
+                   processing_days=procedure.processing_days, pauses=())
+    now = deps.clock()
+    case = Case(
+        case_code=case_code,
+        agency_code=agency.code,
+        province_code=agency.province,
+        district_code=deps.catalogue.district_of(agency),
+        procedure_code=procedure.code,
+        procedure_name=procedure.name,
+        field_code=procedure.field_code,
+        channel=data.channel.value,
+        online_level=data.online_level.value if data.online_level else None,
+        return_by_post=data.return_by_post,
+        status=2,
+        received_at=received_at,
+        receipt_date=received_on,
+        processing_days=procedure.processing_days,
+        fee_vnd=procedure.fee_vnd,
+        due_date=due,
+        updated_at=now,
+        event_count=1,
+    )
+    session.add(case)
+    if data.applicant is not None:
+        session.add(Applicant(case_code=case_code, **data.applicant.model_dump()))
+    receipt = CaseReceipt(
+        case_code=case_code,
+        status=2,
+        status_name=lifecycle.STATUS_NAMES[2],
+        agency_code=agency.code,
+        agency_name=agency.name,
+        procedure_code=procedure.code,
+        procedure_name=procedure.name,
+        field_code=procedure.field_code,
+        channel=case.channel or "",
+        online_level=case.online_level,
+        received_at=received_at,
+        receipt_date=received_on,
+        due_date=due,
+        processing_days=procedure.processing_days,
+        fee_vnd=procedure.fee_vnd,
+        fee_required=procedure.fee_vnd > 0,
+        return_by_post=data.return_by_post,
+    ).model_dump(mode="json")
+    payload = CaseReceived(
+        case_code=case_code,
+        occurred_at=received_at,
+        status=2,
+        agency_code=agency.code,
+        province_code=agency.province,
+        district_code=case.district_code,
+        procedure_code=procedure.code,
+        field_code=procedure.field_code,
+        channel=data.channel,
+        online_level=data.online_level,
+        return_by_post=data.return_by_post,
+        processing_days=procedure.processing_days,
+        fee_vnd=procedure.fee_vnd,
+        due_date=due,
+    )
+    _append(session, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint, receipt,
+            source=deps.source, seq=1)
+    return receipt, True
+
+
+def _new_code(session: Session, agency_code: str, day: date) -> str:
+    # A counter may have supplied codes of its own for this day: skip any already taken.
+    while True:
+        code = format_case_code(agency_code, day, next_sequence(session, agency_code, day))
+        if session.get(Case, code) is None:
+            return code
+
+
+# --- record an event -----------------------------------------------------------------------
+
+
+def record_event(
+    *,
+    session: Session,
+    deps: IntakeDeps,
+    case_code: str,
+    data: EventCreate,
+    idempotency_key: str | None = None,
+    source: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Apply one event to a case; returns (result, created). A retry returns (same, False)."""
+    event_id = str(data.event_id) if data.event_id else idempotency_key
+    fingerprint = _fingerprint(data)
+    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+        return replayed, False
+    system = source is not None and source != deps.source
+    _check_fields(deps, data, system=system)
+    occurred_at = _check_time(deps, "occurred_at", data.occurred_at)
+
+    case = _lock_case(session, case_code)
+    if case is None:
+        raise NotFound(f"case {case_code} does not exist")
+    new_status = lifecycle.next_status(data.type, case.status)
+    if new_status is None:
+        raise _not_allowed(case, data.type)
+    started = case.received_at or case.submitted_at
+    if started is not None and occurred_at < started:
+        raise _error("occurred_at", "after_receipt",
+                     f"occurred_at is before the case was received ({started.isoformat()})")
+    extra = _apply(deps, case, data, occurred_at)
+    case.status = new_status
+    case.updated_at = deps.clock()
+    case.event_count += 1
+    payload = PAYLOADS[data.type](
+        case_code=case.case_code, occurred_at=occurred_at, status=new_status, **extra
+    )
+    result = EventResult(
+        event_id=event_id or "",
+        case_code=case.case_code,
+        type=data.type,
+        status=new_status,
+        status_name=lifecycle.STATUS_NAMES[new_status],
+        due_date=case.due_date,
+        allowed_events=_public_allowed(new_status),
+    )
+    eid = event_id or str(uuid.uuid4())
+    response = result.model_copy(update={"event_id": eid}).model_dump(mode="json")
+    _append(session, deps, case, payload, eid, fingerprint, response,
+            source=source or deps.source, seq=case.event_count)
+    session.add(case)
+    return response, True
+
+
+def _public_allowed(status: int) -> list[str]:
+    return [e for e in lifecycle.allowed_events(status) if e not in SYSTEM_ONLY]
+
+
+def _not_allowed(case: Case, event: str, why: str | None = None) -> Conflict:
+    allowed = _public_allowed(case.status)
+    name = lifecycle.STATUS_NAMES[case.status]
+    detail = why or (f"'{event}' is not allowed while the case is in status {case.status} "
+                     f"({name}); allowed: {', '.join(allowed) or 'none (terminal)'}")
+    return Conflict(detail, current_status=case.status, current_status_name=name,
+                    allowed_events=allowed)
+
+
+def _lock_case(session: Session, case_code: str) -> Case | None:
+    # FOR UPDATE serialises concurrent events on one case on PostgreSQL; SQLite's write
+    # transaction (BEGIN IMMEDIATE) already does.
+    return session.execute(
+        select(Case).where(Case.case_code == case_code).with_for_update()
+    ).scalar_one_or_none()
+
+
+def _check_fields(deps: IntakeDeps, data: EventCreate, *, system: bool) -> None:
+    if data.type in SYSTEM_ONLY and not system:
+        raise _error("type", "system_only", f"'{data.type}' events are raised by motcua itself")
+    if data.type in ("received", "submitted"):
+        return  # refused by the state machine with a 409 naming the status
+    required, optional, methods = RULES.get(data.type, ((), (), ()))
+    errors = []
+    for name in required:
+        if getattr(data, name) is None:
+            errors.append({"field": name, "rule": "required",
+                           "message": f"{name} is required for '{data.type}'"})
+    for name in EXTRA_FIELDS:
+        if name not in required and name not in optional and getattr(data, name) is not None:
+            errors.append({"field": name, "rule": "not_allowed",
+                           "message": f"{name} is not a field of '{data.type}'"})
+    if methods and data.method is not None and data.method not in methods:
+        errors.append({"field": "method", "rule": "enum",
+                       "message": f"method must be one of {', '.join(methods)}"})
+    if data.type == "paid" and data.portal is not None and data.method != "online":
+        errors.append({"field": "portal", "rule": "only_if_online",
+                       "message": "portal is only given for online payments"})
+    for name in ("from_office", "to_office"):
+        code = getattr(data, name)
+        if code is not None and deps.catalogue.agency(code) is None:
+            errors.append({"field": name, "rule": "registered",
+                           "message": f"agency {code} is not registered"})
+    if errors:
+        raise ValidationFailed(
+            "Invalid field(s): " + ", ".join(e["field"] for e in errors), errors=errors
+        )
+
+
+def _apply(deps: IntakeDeps, case: Case, data: EventCreate, at: datetime) -> dict[str, Any]:
+    """Update the case for the event and return the payload's event-specific fields."""
+    day = _local(at)
+    t = data.type
+    if t == "transferred":
+        return {"from_office": data.from_office, "to_office": data.to_office,
+                "method": data.method}
+    if t == "supplement_requested":
+        case.supplement_requests += 1
+        case.paused_on = day
+        return {"reason": data.reason}
+    if t == "supplement_received":
+        paused_on = case.paused_on or day
+        case.pauses = [*case.pauses, [paused_on.isoformat(), day.isoformat()]]
+        case.paused_on = None
+        case.due_date = _due(deps, case)
+        return {"due_date": case.due_date}
+    if t == "payment_requested":
+        case.amount_requested += data.amount or 0
+        return {"amount": data.amount}
+    if t == "paid":
+        owed = max(case.fee_vnd, case.amount_requested)
+        if owed == 0:
+            raise _not_allowed(case, t, "the case has no fee obligation (its procedure is free "
+                                        "and no payment was requested)")
+        if case.amount_paid >= owed:
+            raise _not_allowed(case, t, f"the fee of {owed} VND is already paid")
+        case.amount_paid += data.amount or 0
+        return {"amount": data.amount, "method": data.method, "portal": data.portal}
+    if t == "resolved":
+        received_on = case.receipt_date or day
+        pauses = _pauses(case)
+        case.resolved_at = at
+        case.on_time = is_on_time(resolved_on=day, due=case.due_date or day,
+                                  supplement_requests=case.supplement_requests)
+        case.result_digitised = bool(data.result_digitised)
+        return {
+            "result_digitised": case.result_digitised,
+            "on_time": case.on_time,
+            "resolution_days": resolution_days(calendar=deps.calendar, received_on=received_on,
+                                               resolved_on=day, pauses=pauses),
+        }
+    if t == "result_digitised":
+        if case.result_digitised:
+            raise _not_allowed(case, t, "the result is already digitised")
+        case.result_digitised = True
+        return {}
+    if t == "returned":
+        return {"method": data.method}
+    if t == "apology_issued":
+        current = case.citizen_due_date or case.due_date
+        if data.new_due_date is None or (current is not None and data.new_due_date <= current):
+            raise _error("new_due_date", "after_due_date",
+                         f"new_due_date must be after the current due date {current}")
+        case.citizen_due_date = data.new_due_date
+        return {"new_due_date": data.new_due_date, "reason": data.reason}
+    if t in ("refused", "withdrawn", "stopped"):
+        return {"reason": data.reason}
+    if t == "rated":
+        if case.rated:
+            raise _not_allowed(case, t, "the case is already rated")
+        case.rated = True
+        return {"rating": data.rating}
+    if t == "overdue":
+        if case.overdue_notified_for == case.due_date:
+            raise _not_allowed(case, t, "overdue was already raised for this due date")
+        case.overdue_notified_for = case.due_date
+        return {"due_date": case.due_date}
+    raise _not_allowed(case, t)
+
+
+def _pauses(case: Case) -> list[tuple[date, date]]:
+    return [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in case.pauses]
+
+
+def _due(deps: IntakeDeps, case: Case) -> date:
+    return due_date(calendar=deps.calendar, received_on=case.receipt_date or date.today(),
+                    processing_days=case.processing_days, pauses=_pauses(case))
+
+
+def _append(
+    session: Session, deps: IntakeDeps, case: Case, payload: CaseEvent, event_id: str,
+    fingerprint: str, response: dict[str, Any], *, source: str, seq: int,
+) -> None:
+    session.add(
+        CaseEventRecord(
+            event_id=event_id,
+            case_code=case.case_code,
+            seq=seq,
+            type=payload.NAME,
+            occurred_at=payload.occurred_at,
+            recorded_at=deps.clock(),
+            source=source,
+            status_after=payload.status,
+            details=payload.details(),
+            fingerprint=fingerprint,
+            response=response,
+        )
+    )
+    OUTBOX.add(session, CASES_TOPIC, [new_envelope(payload, source=deps.source,
+                                                   event_id=event_id, time=deps.clock())])
+
+
+# --- read ----------------------------------------------------------------------------------
+
+
+def get_case(*, session: Session, case_code: str) -> CaseDetail:
+    case = session.get(Case, case_code)
+    if case is None:
+        raise NotFound(f"case {case_code} does not exist")
+    rows = session.execute(
+        select(CaseEventRecord).where(CaseEventRecord.case_code == case_code)
+        .order_by(CaseEventRecord.seq)  # type: ignore[arg-type]
+    ).scalars()
+    history = [
+        HistoryItem(event_id=r.event_id, type=r.type, occurred_at=r.occurred_at,
+                    recorded_at=r.recorded_at, source=r.source, status=r.status_after,
+                    details=r.details)
+        for r in rows
+    ]
+    return CaseDetail(
+        **_public_fields(case),
+        field_code=case.field_code,
+        channel=case.channel,
+        online_level=case.online_level,
+        return_by_post=case.return_by_post,
+        processing_days=case.processing_days,
+        fee_vnd=case.fee_vnd,
+        amount_paid=case.amount_paid,
+        supplement_requests=case.supplement_requests,
+        on_time=case.on_time,
+        result_digitised=case.result_digitised,
+        allowed_events=_public_allowed(case.status),
+        history=history,
+    )
+
+
+def get_public_case(*, session: Session, case_code: str) -> CasePublic:
+    case = session.get(Case, case_code)
+    if case is None:
+        raise NotFound(f"case {case_code} does not exist")
+    return CasePublic(**_public_fields(case))
+
+
+def _public_fields(case: Case) -> dict[str, Any]:
+    return {
+        "case_code": case.case_code,
+        "status": case.status,
+        "status_name": lifecycle.STATUS_NAMES[case.status],
+        "procedure_code": case.procedure_code,
+        "procedure_name": case.procedure_name,
+        "agency_code": case.agency_code,
+        "received_at": case.received_at,
+        "due_date": case.due_date,
+        "citizen_due_date": case.citizen_due_date,
+        "resolved_at": case.resolved_at,
+    }

@@ -1,0 +1,21 @@
+"""Intake settings (environment prefix MOTCUA_INTAKE_ for its own fields)."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+
+class IntakeSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_INTAKE_", extra="ignore")
+
+    service_name: str = "intake"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INTAKE_DATABASE_URL", "DATABASE_URL"),
+        description="Intake's database; defaults to intake.db under data_dir.",
+    )
+    clock_skew_seconds: int = Field(
+        default=120, ge=0, description="How far in the future a counter's clock may run."
+    )
+    batch_max_items: int = Field(default=1000, ge=1, description="Largest POST /v1/events:batch.")

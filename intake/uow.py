@@ -1,0 +1,15 @@
+"""FastAPI dependency giving routes intake's runtime (units of work, settings, deps)."""
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from intake.app import IntakeComponent
+
+
+def get_intake(request: Request) -> "IntakeComponent":
+    return request.app.state.components["intake"]  # type: ignore[no-any-return]
+
+
+IntakeDep = Annotated["IntakeComponent", Depends(get_intake)]

@@ -1,0 +1,1 @@
+"""metrics: projects the case log into KPI aggregates and serves them."""

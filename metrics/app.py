@@ -1,0 +1,104 @@
+"""Metrics' component and app factory."""
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, Envelope
+from metrics import models
+from metrics.api import kpis
+from metrics.metrics import KpiGaugeCollector, MetricsMetrics
+from metrics.projection import apply_batch
+from metrics.settings import MetricsSettings
+from services.app import build_app
+from services.bus import Bus, make_bus
+from services.clock import Clock, system_clock
+from services.consumer import ConsumerRunner, ConsumerSpec
+from services.db import make_engine
+from services.migrations import upgrade
+from services.observability import ConsumerCollector, register
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class MetricsComponent:
+    name = "metrics"
+
+    def __init__(
+        self, settings: MetricsSettings, *, bus: Bus, registry: CollectorRegistry,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = make_engine(settings.resolved_database_url("metrics"))
+        self.metrics = MetricsMetrics(registry)
+        self.consumer = ConsumerRunner(
+            bus=bus, engine=self.engine, tracking=models.TRACKING,
+            spec=ConsumerSpec(group_id="metrics", topics=[CASES_TOPIC], handle=apply_batch,
+                              after_commit=self._observe),
+            batch_size=settings.consumer_batch_size, poll_ms=settings.consumer_poll_ms,
+            topic_prefix=settings.topic_prefix,
+        )
+        register(registry, ConsumerCollector(lambda: [self.consumer]),
+                 KpiGaugeCollector(lambda: self.engine, clock))
+
+    def _observe(self, events: list[Envelope]) -> None:
+        now = time.time()
+        for e in events:
+            self.metrics.events_projected.labels(e.data.NAME).inc()
+            self.metrics.freshness.observe(max(0.0, now - e.time.timestamp()))
+
+    def routers(self) -> list[APIRouter]:
+        return [kpis.router]
+
+    def topics(self) -> list[str]:
+        return [CASES_TOPIC, DEAD_LETTER_TOPIC]
+
+    async def start(self) -> None:
+        await asyncio.to_thread(upgrade, self.engine, service="metrics",
+                                script_location=MIGRATIONS)
+
+    def background(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        return [self.consumer.supervise(stop)]
+
+    async def stop(self) -> None:
+        self.engine.dispose()
+
+    async def readiness(self) -> dict[str, Any]:
+        def ping() -> bool:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+
+        try:
+            db = await asyncio.to_thread(ping)
+        except OperationalError:
+            db = False
+        return {"database": db, "consumer": self.consumer.stats.running}
+
+    async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        def run() -> T:
+            with Session(self.engine) as session:
+                return fn(session=session, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+
+def create_app(
+    settings: MetricsSettings | None = None, *, clock: Clock = system_clock
+) -> FastAPI:
+    settings = settings or MetricsSettings()
+    registry = CollectorRegistry()
+    bus = make_bus(settings)
+    component = MetricsComponent(settings, bus=bus, registry=registry, clock=clock)
+    return build_app(title="motcua metrics", components=[component], bus=bus, registry=registry,
+                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes)

@@ -1,0 +1,17 @@
+"""Metrics settings (environment prefix MOTCUA_METRICS_ for its own fields)."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+
+class MetricsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_METRICS_", extra="ignore")
+
+    service_name: str = "metrics"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("METRICS_DATABASE_URL", "DATABASE_URL"),
+        description="Metrics' database; defaults to metrics.db under data_dir.",
+    )

@@ -1,0 +1,1 @@
+"""Reference data shared by the services, such as the working calendar."""

@@ -1,0 +1,1 @@
+"""routing: moves each case to the offices that handle it."""

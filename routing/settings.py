@@ -1,0 +1,17 @@
+"""Routing settings (environment prefix MOTCUA_ROUTING_ for its own fields)."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.settings import ServiceSettings
+
+
+class RoutingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_ROUTING_", extra="ignore")
+
+    service_name: str = "routing"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ROUTING_DATABASE_URL", "DATABASE_URL"),
+        description="Routing's database; defaults to routing.db under data_dir.",
+    )

@@ -1,0 +1,1 @@
+"""Shared runtime of the motcua services: nothing domain-specific lives here."""

@@ -1,0 +1,200 @@
+"""The bus on Apache Kafka (aiokafka): idempotent producer, acks=all, manual offset commits."""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import TopicPartition as KafkaTP
+
+from services.bus.base import Message, PositionLoader, Record, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class KafkaBus:
+    kind = "kafka"
+
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str = "motcua", partitions: int = 6
+    ) -> None:
+        self._servers = bootstrap_servers
+        self._client_id = client_id
+        self._partitions = partitions
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._servers,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            compression_type="lz4" if _has_lz4() else None,
+            request_timeout_ms=15000,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id=self._client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(t, self._partitions, 1) for t in missing]
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another process created it first: what we wanted
+        finally:
+            await admin.close()
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        futures = [
+            await self._producer.send(
+                r.topic, r.value, key=r.key, headers=list(r.headers) or None
+            )
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
+    def consumer(
+        self, *, group_id: str, topics: Sequence[str], load_positions: PositionLoader
+    ) -> "KafkaConsumer":
+        return KafkaConsumer(self._servers, self._client_id, group_id, topics, load_positions)
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        probe = AIOKafkaConsumer(bootstrap_servers=self._servers, client_id=self._client_id)
+        await probe.start()
+        try:
+            tps = [
+                KafkaTP(t, p)
+                for t in topics
+                for p in sorted(probe.partitions_for_topic(t) or ())
+            ]
+            ends = await probe.end_offsets(tps) if tps else {}
+            return {TopicPartition(tp.topic, tp.partition): off for tp, off in ends.items()}
+        finally:
+            await probe.stop()
+
+    async def ready(self) -> bool:
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+            return True
+        except (KafkaError, TimeoutError, OSError):
+            return False
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: AIOKafkaConsumer, load_positions: PositionLoader) -> None:
+        self._consumer = consumer
+        self._load = load_positions
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        # Nothing to flush: a batch is committed to the database before its offsets are.
+        return None
+
+    async def on_partitions_assigned(self, assigned: Sequence[KafkaTP]) -> None:
+        ours = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
+        stored = await self._load(ours)
+        for tp in assigned:
+            position = stored.get(TopicPartition(tp.topic, tp.partition))
+            if position is None:
+                # The database is the source of truth: never seen means start from the start.
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, position)
+        log.info("assigned %s", sorted(ours))
+
+
+class KafkaConsumer:
+    def __init__(
+        self,
+        servers: str,
+        client_id: str,
+        group_id: str,
+        topics: Sequence[str],
+        load_positions: PositionLoader,
+    ) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=servers,
+            client_id=f"{client_id}-{group_id}",
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self._topics = list(topics)
+        self._load = load_positions
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_SeekToStored(self._consumer, self._load))
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> list[Message]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[Message] = []
+        for tp, records in batches.items():
+            for r in records:
+                out.append(
+                    Message(
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=r.offset,
+                        key=r.key,
+                        value=r.value or b"",
+                        headers=tuple(r.headers or ()),
+                        timestamp_ms=r.timestamp,
+                    )
+                )
+        return out
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await self._consumer.commit(
+            {KafkaTP(tp.topic, tp.partition): OffsetAndMetadata(o, "") for tp, o in offsets.items()}
+        )
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        tps = list(self._consumer.assignment())
+        if not tps:
+            return {}
+        ends = await self._consumer.end_offsets(tps)
+        out = {}
+        for tp in tps:
+            try:
+                pos = await self._consumer.position(tp)
+            except KafkaError:
+                continue
+            out[TopicPartition(tp.topic, tp.partition)] = max(0, ends[tp] - pos)
+        return out
+
+
+def _has_lz4() -> bool:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,75 @@
+"""Prometheus collectors every service shares: consumer progress and outbox backlog."""
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.consumer import ConsumerRunner
+
+
+class ConsumerCollector(Collector):
+    """Labels: group and topic (a handful each), never partition-per-case or case codes."""
+
+    def __init__(self, runners: Callable[[], Iterable[ConsumerRunner]]) -> None:
+        self._runners = runners
+
+    def collect(self) -> Iterable[Metric]:
+        consumed = CounterMetricFamily("motcua_consumer_messages", "Messages consumed.",
+                                       labels=["group"])
+        applied = CounterMetricFamily("motcua_consumer_events_applied",
+                                      "Events applied for the first time.", labels=["group"])
+        dups = CounterMetricFamily("motcua_consumer_duplicates",
+                                   "Redelivered events recognised and skipped.", labels=["group"])
+        dead = CounterMetricFamily("motcua_consumer_dead_letters",
+                                   "Messages sent to the dead-letter topic.", labels=["group"])
+        restarts = CounterMetricFamily("motcua_consumer_restarts",
+                                       "Consumer loop restarts after a crash.", labels=["group"])
+        lag = GaugeMetricFamily("motcua_consumer_lag_messages",
+                                "Messages not yet consumed, summed over partitions.",
+                                labels=["group", "topic"])
+        running = GaugeMetricFamily("motcua_consumer_up", "1 while the consumer loop runs.",
+                                    labels=["group"])
+        last = GaugeMetricFamily("motcua_consumer_last_batch_timestamp_seconds",
+                                 "When the last batch was committed (Unix time).",
+                                 labels=["group"])
+        for r in self._runners():
+            g = r.group_id
+            s = r.stats
+            consumed.add_metric([g], s.consumed)
+            applied.add_metric([g], s.applied)
+            dups.add_metric([g], s.duplicates)
+            dead.add_metric([g], s.dead_lettered)
+            restarts.add_metric([g], s.restarts)
+            running.add_metric([g], 1.0 if s.running else 0.0)
+            if s.last_batch_at is not None:
+                last.add_metric([g], s.last_batch_at)
+            per_topic: dict[str, int] = {}
+            for tp, n in s.lag.items():
+                per_topic[tp.topic] = per_topic.get(tp.topic, 0) + n
+            for topic, n in sorted(per_topic.items()):
+                lag.add_metric([g, topic], n)
+        yield from (consumed, applied, dups, dead, restarts, lag, running, last)
+
+
+class OutboxCollector(Collector):
+    def __init__(self, service: str, backlog: Callable[[], int], published: Callable[[], int]):
+        self._service = service
+        self._backlog = backlog
+        self._published = published
+
+    def collect(self) -> Iterable[Metric]:
+        g = GaugeMetricFamily("motcua_outbox_backlog_events",
+                              "Committed events waiting to be published.", labels=["service"])
+        g.add_metric([self._service], self._backlog())
+        c = CounterMetricFamily("motcua_outbox_published_events",
+                                "Events the relay published to the bus.", labels=["service"])
+        c.add_metric([self._service], self._published())
+        yield g
+        yield c
+
+
+def register(registry: CollectorRegistry, *collectors: Collector) -> None:
+    for c in collectors:
+        registry.register(c)

@@ -1,0 +1,168 @@
+"""Transactional outbox: an event is stored with the state change that caused it, and a relay
+publishes it afterwards, in order. Nothing rolled back is published; nothing committed is lost.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from contracts import Envelope, encode
+from services.bus.base import Bus, Record
+from services.db import UTCDateTime
+
+log = logging.getLogger(__name__)
+_RELAY_LOCK_BASE = 0x6F757462  # pg advisory lock key space for relays, one key per outbox
+
+
+class Outbox:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.table = Table(
+            f"{prefix}_outbox",
+            SQLModel.metadata,
+            Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                   autoincrement=True),
+            Column("topic", String(200), nullable=False),
+            Column("key", LargeBinary, nullable=True),
+            Column("value", LargeBinary, nullable=False),
+            Column("headers", LargeBinary, nullable=False),
+            Column("created_at", UTCDateTime(), nullable=False),
+        )
+
+    def add(self, session: Session, topic: str, envelopes: Sequence[Envelope]) -> None:
+        now = datetime.now(UTC)
+        rows = []
+        for env in envelopes:
+            key, value, headers = encode(env)
+            rows.append(
+                {
+                    "topic": topic,
+                    "key": key,
+                    "value": value,
+                    "headers": orjson.dumps([[k, v.hex()] for k, v in headers]),
+                    "created_at": now,
+                }
+            )
+        if rows:
+            session.execute(insert(self.table), rows)
+
+    def backlog(self, engine: Engine) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+
+class Relay:
+    """Publishes the outbox in id order. On PostgreSQL one process at a time holds the relay
+    (advisory lock), so several intake processes never interleave one case's events."""
+
+    def __init__(
+        self, outbox: Outbox, engine: Engine, bus: Bus, *, topic_prefix: str = "",
+        batch_size: int = 1000, poll_s: float = 0.5,
+    ) -> None:
+        self._outbox = outbox
+        self._engine = engine
+        self._bus = bus
+        self._prefix = topic_prefix
+        self._batch = batch_size
+        self._poll = poll_s
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        """Called after a commit that added to the outbox; safe from the event loop thread."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn = await asyncio.to_thread(self._engine.connect)
+        try:
+            while not stop.is_set():
+                if await asyncio.to_thread(self._lead, conn):
+                    break
+                await _wait(stop, 1.0)
+            while not stop.is_set():
+                moved = await self.drain_once()
+                if not moved:
+                    self._wake.clear()
+                    await _wait_any(stop, self._wake, self._poll)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    def _lead(self, conn: Connection) -> bool:
+        if conn.dialect.name != "postgresql":
+            return True
+        key = _RELAY_LOCK_BASE + sum(self._outbox.prefix.encode())
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        conn.commit()
+        return got
+
+    async def drain_once(self) -> int:
+        rows = await asyncio.to_thread(self._read)
+        if not rows:
+            return 0
+        records = [
+            Record(
+                topic=self._prefix + r.topic,
+                key=r.key,
+                value=r.value,
+                headers=tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(r.headers)),
+            )
+            for r in rows
+        ]
+        try:
+            await self._bus.publish(records)
+        except Exception as exc:  # the broker may be down: keep the rows, try again later
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("outbox publish failed, will retry: %s", self.last_error)
+            await asyncio.sleep(1.0)
+            return 0
+        self.last_error = None
+        await asyncio.to_thread(self._delete, [r.id for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    def _read(self) -> list:  # type: ignore[type-arg]
+        t = self._outbox.table
+        with self._engine.connect() as conn:
+            return list(conn.execute(select(t).order_by(t.c.id).limit(self._batch)))
+
+    def _delete(self, ids: list[int]) -> None:
+        # By id, not by range: on PostgreSQL a lower id can commit after a higher one was read.
+        t = self._outbox.table
+        with self._engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.id.in_(ids)))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
