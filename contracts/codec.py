@@ -51,8 +51,7 @@ def decode(value: bytes) -> Envelope:
     if not isinstance(raw, dict):
         raise DecodeError("not a JSON object")
     event_type = raw.get("type")
-    cls = REGISTRY.get(event_type) if isinstance(event_type, str) else None
-    if cls is None:
+    if not isinstance(event_type, str) or (cls := REGISTRY.get(event_type)) is None:
         raise DecodeError(f"unknown event type {event_type!r}")
     version = raw.get("dataversion")
     if not isinstance(version, int) or version < 1:

@@ -7,7 +7,8 @@ from services.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_INTAKE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_INTAKE_", extra="ignore",
+                                      populate_by_name=True)
 
     service_name: str = "intake"
     database_url: str | None = Field(

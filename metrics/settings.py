@@ -7,7 +7,8 @@ from services.settings import ServiceSettings
 
 
 class MetricsSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_METRICS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_METRICS_", extra="ignore",
+                                      populate_by_name=True)
 
     service_name: str = "metrics"
     database_url: str | None = Field(

@@ -7,7 +7,8 @@ from services.settings import ServiceSettings
 
 
 class RoutingSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_ROUTING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_ROUTING_", extra="ignore",
+                                      populate_by_name=True)
 
     service_name: str = "routing"
     database_url: str | None = Field(

@@ -83,9 +83,12 @@ class ConsumerRunner:
         topics = [self._prefix + t for t in self._spec.topics]
 
         async def load(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-            return await asyncio.to_thread(
+            stored = await asyncio.to_thread(
                 self._tracking.load_positions, self._engine, self.group_id, tps
             )
+            # The database is the source of truth: a partition it has never seen is read from
+            # the start, even if the group committed offsets for it (a rebuilt database).
+            return {tp: stored.get(tp, 0) for tp in tps}
 
         consumer = self._bus.consumer(group_id=self.group_id, topics=topics, load_positions=load)
         await consumer.start()
@@ -142,7 +145,12 @@ class ConsumerRunner:
     def _apply(self, envelopes: list[Envelope], offsets: dict[TopicPartition, int]) -> int:
         with transaction(self._engine) as session:
             new_ids = self._tracking.claim_new(session, (e.id for e in envelopes))
-            fresh = [e for e in envelopes if e.id in new_ids]
+            fresh: list[Envelope] = []
+            for e in envelopes:
+                if e.id in new_ids:
+                    # One batch may hold the same envelope twice (a republish): apply it once.
+                    new_ids.discard(e.id)
+                    fresh.append(e)
             if fresh:
                 self._spec.handle(session, fresh)
             self._tracking.save_positions(session, self.group_id, offsets)

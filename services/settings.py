@@ -2,8 +2,16 @@
 
 from pathlib import Path
 
+from typing import Any
+
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def shared(name: str, default: Any, description: str, **kw: Any) -> Any:
+    """A field every service reads from the same MOTCUA_<NAME> variable."""
+    return Field(default=default, validation_alias=AliasChoices(f"MOTCUA_{name.upper()}"),
+                 description=description, **kw)
 
 
 class ServiceSettings(BaseSettings):
@@ -14,7 +22,7 @@ class ServiceSettings(BaseSettings):
     (e.g. INTAKE_DATABASE_URL) overrides it for that service alone.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore", populate_by_name=True)
 
     service_name: str = Field(default="motcua", description="Name used in logs and event sources.")
     data_dir: Path = Field(
@@ -32,23 +40,23 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MOTCUA_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka brokers; when unset the durable in-process bus is used.",
     )
-    kafka_client_id: str = Field(default="motcua", description="Kafka client id prefix.")
-    topic_prefix: str = Field(
-        default="",
-        description="Prefix for every topic name, so several deployments or tests share a broker.",
+    kafka_client_id: str = shared("kafka_client_id", "motcua", "Kafka client id prefix.")
+    topic_prefix: str = shared(
+        "topic_prefix", "",
+        "Prefix for topic and consumer group names, so deployments or tests share a broker.",
     )
-    topic_partitions: int = Field(default=6, ge=1, description="Partitions for created topics.")
-    consumer_batch_size: int = Field(default=500, ge=1, description="Max messages per batch.")
-    consumer_poll_ms: int = Field(default=200, ge=1, description="Max wait for a batch, ms.")
-    embedded_bus_url: str | None = Field(
-        default=None,
-        description="Database URL of the embedded bus log; defaults to bus.db under data_dir.",
+    topic_partitions: int = shared("topic_partitions", 6, "Partitions for created topics.", ge=1)
+    consumer_batch_size: int = shared("consumer_batch_size", 500, "Max messages per batch.", ge=1)
+    consumer_poll_ms: int = shared("consumer_poll_ms", 200, "Max wait for a batch, ms.", ge=1)
+    embedded_bus_url: str | None = shared(
+        "embedded_bus_url", None,
+        "Database URL of the embedded bus log; defaults to bus.db under data_dir.",
     )
-    catalogue_dir: Path | None = Field(
-        default=None, description="Directory with agencies.json and procedures.json."
+    catalogue_dir: Path | None = shared(
+        "catalogue_dir", None, "Directory with agencies.json and procedures.json."
     )
-    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest request body.")
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    max_body_bytes: int = shared("max_body_bytes", 1_048_576, "Largest request body.", ge=1024)
+    log_level: str = shared("log_level", "INFO", "Python logging level.")
 
     @model_validator(mode="after")
     def _prefix_is_kafka_safe(self) -> "ServiceSettings":

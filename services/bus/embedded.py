@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from services.bus.base import Message, PositionLoader, Record, TopicPartition
 from services.db import make_engine
@@ -35,11 +37,12 @@ bus_log = Table(
     _meta,
     Column("topic", String(200), primary_key=True),
     Column("partition", Integer, primary_key=True),
-    Column("offset", Integer, primary_key=True, autoincrement=False),
+    Column("offset", BigInteger, primary_key=True, autoincrement=False),
     Column("key", LargeBinary, nullable=True),
     Column("value", LargeBinary, nullable=False),
     Column("headers", LargeBinary, nullable=False),
-    Column("timestamp_ms", Integer, nullable=False),
+    # Milliseconds since the epoch overflow PostgreSQL's 32-bit INTEGER.
+    Column("timestamp_ms", BigInteger, nullable=False),
 )
 bus_group_offsets = Table(
     "bus_group_offsets",
@@ -47,7 +50,15 @@ bus_group_offsets = Table(
     Column("group_id", String(200), primary_key=True),
     Column("topic", String(200), primary_key=True),
     Column("partition", Integer, primary_key=True),
-    Column("committed", Integer, nullable=False),
+    Column("committed", BigInteger, nullable=False),
+)
+# A topic's partition count, fixed when it is first used: the key -> partition mapping (and so
+# per-key order) must survive a restart even if the log has records in only some partitions.
+bus_topics = Table(
+    "bus_topics",
+    _meta,
+    Column("topic", String(200), primary_key=True),
+    Column("partitions", Integer, nullable=False),
 )
 
 
@@ -60,6 +71,7 @@ class EmbeddedBus:
         self._engine: Engine | None = None
         self._next: dict[TopicPartition, int] = {}
         self._topics: dict[str, int] = {}
+        self._stored_topics: set[str] = set()  # those with a row in bus_topics
         self._lock = asyncio.Lock()
         self._appended = asyncio.Condition()
         self._partitioner = DefaultPartitioner()
@@ -79,6 +91,8 @@ class EmbeddedBus:
 
     def _load_state(self) -> None:
         with self.engine.connect() as conn:
+            for topic, partitions in conn.execute(select(bus_topics)):
+                self._topics[topic] = partitions
             rows = conn.execute(
                 select(bus_log.c.topic, bus_log.c.partition, func.max(bus_log.c.offset)).group_by(
                     bus_log.c.topic, bus_log.c.partition
@@ -86,7 +100,9 @@ class EmbeddedBus:
             )
             for topic, partition, last in rows:
                 self._next[TopicPartition(topic, partition)] = last + 1
-                self._topics[topic] = max(self._topics.get(topic, 0), partition + 1)
+                # A log written before bus_topics existed: at least the configured count.
+                self._topics[topic] = max(self._topics.get(topic, self._partitions), partition + 1)
+        self._stored_topics = set(self._topics)
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -94,12 +110,32 @@ class EmbeddedBus:
             self._engine = None
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        for t in topics:
-            # A topic keeps the partition count it was created with, as on Kafka.
-            self._topics.setdefault(t, self._partitions)
+        async with self._lock:
+            for t in topics:
+                # A topic keeps the partition count it was created with, as on Kafka.
+                self.partitions_for(t)
+            await asyncio.to_thread(self._store_topics)
 
     def partitions_for(self, topic: str) -> int:
         return self._topics.setdefault(topic, self._partitions)
+
+    def _topic_rows(self) -> list[dict[str, object]]:
+        return [
+            {"topic": t, "partitions": n}
+            for t, n in self._topics.items()
+            if t not in self._stored_topics
+        ]
+
+    def _store_topics(self) -> None:
+        rows = self._topic_rows()
+        if rows:
+            with self.engine.begin() as conn:
+                self._insert_topics(conn, rows)
+            self._stored_topics.update(str(r["topic"]) for r in rows)
+
+    def _insert_topics(self, conn: Connection, rows: list[dict[str, object]]) -> None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(bus_topics).on_conflict_do_nothing(), rows)
 
     async def publish(self, records: Sequence[Record]) -> None:
         if not records:
@@ -133,7 +169,12 @@ class EmbeddedBus:
 
     def _append(self, rows: list[dict[str, object]]) -> None:
         with self.engine.begin() as conn:
+            # A topic first seen here is created with the log records, in one transaction.
+            topics = self._topic_rows()
+            if topics:
+                self._insert_topics(conn, topics)
             conn.execute(insert(bus_log), rows)
+        self._stored_topics.update(str(r["topic"]) for r in topics)
 
     def consumer(
         self, *, group_id: str, topics: Sequence[str], load_positions: PositionLoader

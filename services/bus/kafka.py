@@ -78,18 +78,22 @@ class KafkaBus:
         return KafkaConsumer(self._servers, self._client_id, group_id, topics, load_positions)
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        # A fresh snapshot: a client's cached metadata may predate a topic created just now.
+        cluster = await self._producer.client.fetch_all_metadata()
+        tps = [
+            KafkaTP(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())
+        ]
+        if not tps:
+            return {}
         probe = AIOKafkaConsumer(bootstrap_servers=self._servers, client_id=self._client_id)
         await probe.start()
         try:
-            tps = [
-                KafkaTP(t, p)
-                for t in topics
-                for p in sorted(probe.partitions_for_topic(t) or ())
-            ]
-            ends = await probe.end_offsets(tps) if tps else {}
-            return {TopicPartition(tp.topic, tp.partition): off for tp, off in ends.items()}
+            ends = await probe.end_offsets(tps)
         finally:
             await probe.stop()
+        return {TopicPartition(tp.topic, tp.partition): off for tp, off in ends.items()}
 
     async def ready(self) -> bool:
         if self._producer is None:
@@ -102,24 +106,39 @@ class KafkaBus:
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Positions newly assigned partitions at the offsets the consumer stored itself.
+
+    The partitions are paused while the positions load: aiokafka starts fetching from the
+    group's committed offsets as soon as it assigns them, and records handed out before the
+    seek would be delivered out of order (or twice). A partition without a stored position
+    resumes from the group's commit (the earliest offset if none), as on the embedded bus.
+    """
+
     def __init__(self, consumer: AIOKafkaConsumer, load_positions: PositionLoader) -> None:
         self._consumer = consumer
         self._load = load_positions
+        self.error: BaseException | None = None
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         # Nothing to flush: a batch is committed to the database before its offsets are.
         return None
 
     async def on_partitions_assigned(self, assigned: Sequence[KafkaTP]) -> None:
+        assigned = list(assigned)
+        self._consumer.pause(*assigned)
         ours = [TopicPartition(tp.topic, tp.partition) for tp in assigned]
-        stored = await self._load(ours)
+        try:
+            stored = await self._load(ours)
+        except Exception as exc:
+            # aiokafka would log and swallow this; keep the partitions paused and let the next
+            # getmany raise it, so the consumer crashes loudly instead of reading unpositioned.
+            self.error = exc
+            return
         for tp in assigned:
             position = stored.get(TopicPartition(tp.topic, tp.partition))
-            if position is None:
-                # The database is the source of truth: never seen means start from the start.
-                await self._consumer.seek_to_beginning(tp)
-            else:
+            if position is not None:
                 self._consumer.seek(tp, position)
+        self._consumer.resume(*assigned)
         log.info("assigned %s", sorted(ours))
 
 
@@ -142,17 +161,19 @@ class KafkaConsumer:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self._topics = list(topics)
-        self._load = load_positions
+        self._listener = _SeekToStored(self._consumer, load_positions)
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_SeekToStored(self._consumer, self._load))
+        self._consumer.subscribe(self._topics, listener=self._listener)
 
     async def stop(self) -> None:
         await self._consumer.stop()
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> list[Message]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        if self._listener.error is not None:
+            raise RuntimeError("loading the stored positions failed") from self._listener.error
         out: list[Message] = []
         for tp, records in batches.items():
             for r in records:

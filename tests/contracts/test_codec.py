@@ -1,0 +1,228 @@
+"""encode / decode: round trips, the Kafka record's shape, refusals and upcasting."""
+
+import json
+import unicodedata
+from typing import Any
+
+import orjson
+import pytest
+
+from contracts import (
+    EVENT_CLASSES,
+    CaseEvent,
+    CaseRefused,
+    DecodeError,
+    UnknownVersionError,
+    decode,
+    encode,
+)
+from contracts.codec import CONTENT_TYPE, UPCASTERS
+from tests.contracts.factories import CASE_CODE, REASON, REASON_NFD, make_envelope
+
+Raw = dict[str, Any]
+
+
+def wire(cls: type[CaseEvent] = CaseRefused, **overrides: Any) -> Raw:
+    parsed: Raw = orjson.loads(encode(make_envelope(cls, **overrides))[1])
+    return parsed
+
+
+def dumps(raw: Any) -> bytes:
+    return json.dumps(raw, ensure_ascii=False).encode()
+
+
+# --- round trips and the record's shape -----------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.NAME)
+def test_round_trip(cls: type[CaseEvent]) -> None:
+    envelope = make_envelope(cls)
+    key, value, headers = encode(envelope)
+
+    decoded = decode(value)
+
+    assert decoded == envelope
+    assert type(decoded.data) is cls
+    assert key == CASE_CODE.encode()
+    assert dict(headers) == {
+        "content-type": CONTENT_TYPE,
+        "ce_id": envelope.id.encode(),
+        "ce_type": cls.event_type().encode(),
+        "ce_dataversion": str(cls.VERSION).encode(),
+    }
+
+
+def test_vietnamese_text_is_kept_as_utf8() -> None:
+    envelope = make_envelope(CaseRefused)
+    _key, value, _headers = encode(envelope)
+    assert REASON.encode() in value  # raw UTF-8, not \u escapes
+    refused = decode(value).data
+    assert isinstance(refused, CaseRefused)
+    assert refused.reason == REASON
+
+
+def test_decomposed_text_comes_back_composed() -> None:
+    assert REASON_NFD != REASON
+    # A producer built with the contracts already emits NFC ...
+    assert make_envelope(CaseRefused, reason=REASON_NFD).data.details()["reason"] == REASON
+    # ... and NFD from anyone else is composed on the way in.
+    raw = wire(CaseRefused)
+    raw["data"]["reason"] = REASON_NFD
+    refused = decode(dumps(raw)).data
+    assert isinstance(refused, CaseRefused)
+    assert refused.reason == REASON
+    assert unicodedata.is_normalized("NFC", refused.reason)
+
+
+def test_time_keeps_its_offset() -> None:
+    envelope = make_envelope(CaseRefused)
+    assert wire(CaseRefused)["time"].endswith("+07:00")
+    assert decode(encode(envelope)[1]).time.utcoffset() == envelope.time.utcoffset()
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+def _without(raw: Raw, key: str) -> Raw:
+    return {k: v for k, v in raw.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+        pytest.param(b"[]", id="json-array"),
+        pytest.param(dumps([wire()]), id="array-of-envelope"),
+        pytest.param(dumps({**wire(), "type": "vn.motcua.case.teleported"}), id="unknown-type"),
+        pytest.param(dumps(_without(wire(), "type")), id="missing-type"),
+        pytest.param(dumps(_without(wire(), "data")), id="missing-data"),
+        pytest.param(dumps({**wire(), "data": "Hồ sơ"}), id="data-not-object"),
+        pytest.param(dumps(_without(wire(), "dataversion")), id="missing-dataversion"),
+        pytest.param(dumps({**wire(), "dataversion": 0}), id="dataversion-0"),
+        pytest.param(dumps({**wire(), "dataversion": "1"}), id="dataversion-string"),
+        pytest.param(dumps({**wire(), "dataversion": 1.0}), id="dataversion-float"),
+        pytest.param(dumps(_without(wire(), "id")), id="missing-id"),
+        pytest.param(dumps({**wire(), "time": "2025-07-02T09:31:05"}), id="naive-time"),
+    ],
+)
+def test_undecodable(value: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(value)
+    assert info.type is DecodeError
+    assert info.value.code == "undecodable"
+    assert info.value.retriable is False
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("case_code", "H29-42"),
+        ("occurred_at", "2025-07-02T09:30:00"),  # no offset
+        ("reason", "x" * 501),
+        ("status", 11),
+        ("unexpected", "field"),
+    ],
+)
+def test_invalid_payload(field: str, bad: Any) -> None:
+    raw = wire(CaseRefused)
+    raw["data"][field] = bad
+    with pytest.raises(DecodeError, match=r"invalid vn\.motcua\.case\.refused") as info:
+        decode(dumps(raw))
+    assert info.type is DecodeError
+
+
+def test_newer_version_is_parked_not_dropped() -> None:
+    raw = wire(CaseRefused)
+    raw["dataversion"] = CaseRefused.VERSION + 1
+    with pytest.raises(UnknownVersionError) as info:
+        decode(dumps(raw))
+    assert isinstance(info.value, DecodeError)
+    assert info.value.code == "unknown_version"
+    assert info.value.retriable is False
+
+
+@pytest.mark.xfail(strict=True, reason="codec: isinstance(True, int) lets a boolean through")
+def test_boolean_dataversion_is_refused() -> None:
+    with pytest.raises(DecodeError):
+        decode(dumps({**wire(), "dataversion": True}))
+
+
+# --- upcasting -------------------------------------------------------------------------------
+
+REFUSED = CaseRefused.event_type()
+
+
+def _v1_to_v2(data: Raw) -> Raw:
+    """Pretend v1 called the reason `ly_do`."""
+    upcast = {k: v for k, v in data.items() if k != "ly_do"}
+    upcast["reason"] = data["ly_do"]
+    return upcast
+
+
+def _v1_message() -> bytes:
+    raw = wire(CaseRefused)
+    raw["dataversion"] = 1
+    raw["data"]["ly_do"] = raw["data"].pop("reason")
+    return dumps(raw)
+
+
+def test_older_version_is_upcast_to_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _v1_message()
+    monkeypatch.setattr(CaseRefused, "VERSION", 2)
+    monkeypatch.setitem(UPCASTERS, (REFUSED, 1), _v1_to_v2)
+
+    envelope = decode(message)
+
+    assert envelope.dataversion == 2
+    assert isinstance(envelope.data, CaseRefused)
+    assert envelope.data.reason == REASON
+    assert dict(encode(envelope)[2])["ce_dataversion"] == b"2"
+
+
+def test_upcasters_chain_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _v1_message()
+    monkeypatch.setattr(CaseRefused, "VERSION", 3)
+    monkeypatch.setitem(UPCASTERS, (REFUSED, 1), _v1_to_v2)
+    monkeypatch.setitem(
+        UPCASTERS, (REFUSED, 2), lambda d: {**d, "reason": d["reason"].upper()}
+    )
+
+    envelope = decode(message)
+
+    assert envelope.dataversion == 3
+    assert envelope.data.details()["reason"] == REASON.upper()
+
+
+def test_current_version_skips_upcasters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(CaseRefused, "VERSION", 2)
+    monkeypatch.setitem(UPCASTERS, (REFUSED, 1), _v1_to_v2)
+    envelope = make_envelope(CaseRefused)
+    assert envelope.dataversion == 2
+    assert decode(encode(envelope)[1]) == envelope
+
+
+def test_missing_upcaster_is_undecodable(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _v1_message()
+    monkeypatch.setattr(CaseRefused, "VERSION", 2)
+    with pytest.raises(DecodeError, match="no upcaster") as info:
+        decode(message)
+    assert info.type is DecodeError
+
+
+def test_upcast_result_is_still_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _v1_message()
+    monkeypatch.setattr(CaseRefused, "VERSION", 2)
+    monkeypatch.setitem(UPCASTERS, (REFUSED, 1), lambda d: d)  # forgets the rename
+    with pytest.raises(DecodeError, match="invalid"):
+        decode(message)
+
+
+def test_patching_a_version_leaves_no_trace() -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CaseRefused, "VERSION", 2)
+        mp.setitem(UPCASTERS, (REFUSED, 1), _v1_to_v2)
+        assert make_envelope(CaseRefused).dataversion == 2
+    assert CaseRefused.VERSION == 1
+    assert "VERSION" not in vars(CaseRefused)  # inherited from CaseEvent again, not shadowed
+    assert (REFUSED, 1) not in UPCASTERS

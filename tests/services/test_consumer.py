@@ -1,0 +1,293 @@
+"""ConsumerRunner on every bus: each event applied once, resumption from the positions stored with
+the state, and dead letters for what cannot be decoded (the partition still moves on)."""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, Envelope, Transferred, encode, new_envelope
+from contracts.types import TransferMethod
+from services.bus.base import Bus, Record, TopicPartition
+from services.bus.embedded import EmbeddedBus
+from services.bus.kafka import KafkaBus
+from services.consumer import ConsumerRunner, ConsumerSpec
+from services.db import make_engine
+from services.tracking import Tracking
+from tests.services.test_bus import (
+    PARTITIONS,
+    BusEnv,
+    consuming,
+    delete_topics,
+    sync,
+    take,
+)
+
+GROUP = "projector"
+
+
+def transferred(case_code: str, n: int, *, event_id: str | None = None) -> Envelope:
+    """The n-th transfer of one case (its events share a key, so they stay in order)."""
+    return new_envelope(
+        Transferred(
+            case_code=case_code,
+            occurred_at=datetime(2025, 1, 2, 8, tzinfo=UTC) + timedelta(hours=n),
+            from_office="000.00.01.H56",
+            to_office=f"000.00.{n % 90 + 10:02d}.H56",
+            method=TransferMethod.ELECTRONIC,
+        ),
+        source="/motcua/test",
+        event_id=event_id,
+    )
+
+
+def case_code(n: int) -> str:
+    return f"000.00.01.H56-250102-{n:04d}"
+
+
+def record(topic: str, env: Envelope) -> Record:
+    key, value, headers = encode(env)
+    return Record(topic, key, value, tuple(headers))
+
+
+@dataclass
+class Projection:
+    """The consumer's database: tracking tables plus one table the handler writes."""
+
+    engine: Engine
+    tracking: Tracking
+    applied: Table
+
+    def handle(self, session: Session, envelopes: list[Envelope]) -> None:
+        session.execute(
+            insert(self.applied),
+            [{"event_id": e.id, "case_code": e.subject, "type": e.type} for e in envelopes],
+        )
+
+    def applied_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(self.applied.c.event_id).order_by(self.applied.c.seq)).scalars()
+            )
+
+    def positions(self, group_id: str) -> dict[TopicPartition, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(self.tracking.positions))
+            return {
+                TopicPartition(r.topic, r.partition): r.next_offset
+                for r in rows
+                if r.group_id == group_id
+            }
+
+
+@dataclass
+class RunnerEnv:
+    bus: BusEnv
+    make_projection: Callable[[], Projection]
+
+    @property
+    def topic(self) -> str:
+        return self.bus.topic(CASES_TOPIC)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.bus.topic(DEAD_LETTER_TOPIC)
+
+    def runner(self, bus: Bus, projection: Projection) -> ConsumerRunner:
+        return ConsumerRunner(
+            bus=bus,
+            engine=projection.engine,
+            tracking=projection.tracking,
+            spec=ConsumerSpec(group_id=GROUP, topics=[CASES_TOPIC], handle=projection.handle),
+            batch_size=100,
+            poll_ms=50,
+            topic_prefix=self.bus.prefix,
+        )
+
+
+@pytest.fixture(
+    params=[
+        "embedded-sqlite",
+        pytest.param("embedded-postgres", marks=pytest.mark.postgres),
+        pytest.param("kafka-postgres", marks=[pytest.mark.kafka, pytest.mark.postgres]),
+    ]
+)
+def env(request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str) -> Iterator[RunnerEnv]:
+    kind = str(request.param)
+    engines: list[Engine] = []
+    tables: list[Table] = []
+
+    def database_url() -> str:
+        if kind == "embedded-sqlite":
+            return f"sqlite:///{tmp_path / f'consumer{len(engines)}.db'}"
+        return str(request.getfixturevalue("make_pg_database")())
+
+    def make_projection() -> Projection:
+        engine = make_engine(database_url(), pool_size=2)
+        engines.append(engine)
+        tracking = Tracking(f"t_{uuid.uuid4().hex[:12]}")
+        applied = Table(
+            f"t_{uuid.uuid4().hex[:12]}_applied",
+            MetaData(),
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("event_id", String(64), nullable=False),
+            Column("case_code", String(64), nullable=False),
+            Column("type", String(100), nullable=False),
+        )
+        tables.extend([tracking.positions, tracking.processed])
+        SQLModel.metadata.create_all(engine, tables=[tracking.positions, tracking.processed])
+        applied.create(engine)
+        return Projection(engine, tracking, applied)
+
+    if kind == "kafka-postgres":
+        bootstrap = str(request.getfixturevalue("kafka_bootstrap"))
+        bus_env = BusEnv(
+            lambda: KafkaBus(bootstrap, client_id="motcua-test", partitions=PARTITIONS),
+            topic_prefix,
+        )
+    else:
+        bus_url = database_url() if kind == "embedded-postgres" else f"sqlite:///{tmp_path}/bus.db"
+        bus_env = BusEnv(lambda: EmbeddedBus(bus_url, partitions=PARTITIONS), topic_prefix)
+
+    yield RunnerEnv(bus_env, make_projection)
+
+    for engine in engines:
+        engine.dispose()
+    for table in tables:
+        SQLModel.metadata.remove(table)
+    if kind == "kafka-postgres":
+        asyncio.run(delete_topics(str(request.getfixturevalue("kafka_bootstrap")), topic_prefix))
+
+
+async def run_until(
+    runner: ConsumerRunner, done: Callable[[], bool], *, timeout_s: float = 20.0
+) -> None:
+    """Run the consumer loop until `done()` holds (checked in a worker thread), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await asyncio.to_thread(done):
+            if task.done():
+                task.result()  # the loop crashed: show why
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out; stats {runner.stats}")
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+
+
+@sync
+async def test_republished_event_is_applied_once(env: RunnerEnv) -> None:
+    db = env.make_projection()
+    a = [transferred(case_code(1), n) for n in range(3)]
+    b = transferred(case_code(2), 0)
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        # The same envelope twice in one batch (a producer retry) ...
+        await bus.publish([record(env.topic, e) for e in (a[0], a[0], a[1], b)])
+        runner = env.runner(bus, db)
+        await run_until(runner, lambda: runner.stats.consumed == 4)
+        # ... and again in a later batch (an outbox relay that crashed before deleting).
+        await bus.publish([record(env.topic, e) for e in (a[1], a[2], b)])
+        await run_until(runner, lambda: runner.stats.consumed == 7)
+
+    ids = db.applied_ids()
+    assert sorted(ids) == sorted({a[0].id, a[1].id, a[2].id, b.id})
+    on_case_1 = [i for i in ids if i in {e.id for e in a}]
+    assert on_case_1 == [e.id for e in a]
+    assert runner.stats.duplicates == 3
+    assert runner.stats.dead_lettered == 0
+
+
+@sync
+async def test_restart_resumes_from_stored_positions(env: RunnerEnv) -> None:
+    db = env.make_projection()
+    first = [transferred(case_code(n % 3), n) for n in range(6)]
+    later = [transferred(case_code(n % 3), n) for n in range(6, 9)]
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        await bus.publish([record(env.topic, e) for e in first])
+        one = env.runner(bus, db)
+        await run_until(one, lambda: len(db.applied_ids()) == 6)
+
+    # A new bus object and a new runner, as after a process restart.
+    async with env.bus.started() as bus:
+        await bus.publish([record(env.topic, e) for e in later])
+        two = env.runner(bus, db)
+        await run_until(two, lambda: len(db.applied_ids()) == 9)
+        ends = await bus.end_offsets([env.topic])
+
+    assert sorted(db.applied_ids()) == sorted(e.id for e in first + later)
+    assert two.stats.consumed == len(later), "the restarted runner re-read applied events"
+    assert two.stats.duplicates == 0
+    assert db.positions(two.group_id) == {tp: n for tp, n in ends.items() if n}
+
+
+@sync
+async def test_fresh_database_replays_from_the_beginning(env: RunnerEnv) -> None:
+    """The database is the source of truth: a group's commit does not skip a rebuilt one."""
+    old, new = env.make_projection(), env.make_projection()
+    events = [transferred(case_code(n % 2), n) for n in range(4)]
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        await bus.publish([record(env.topic, e) for e in events])
+        await run_until(env.runner(bus, old), lambda: len(old.applied_ids()) == 4)
+        await run_until(env.runner(bus, new), lambda: len(new.applied_ids()) == 4)
+    assert sorted(new.applied_ids()) == sorted(e.id for e in events)
+
+
+@sync
+async def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on(
+    env: RunnerEnv,
+) -> None:
+    db = env.make_projection()
+    code = case_code(7)
+    before, after = transferred(code, 0), transferred(code, 2)
+    key, value, headers = encode(transferred(code, 1))
+    newer = orjson.loads(value)
+    newer["dataversion"] = 99
+    newer_value = orjson.dumps(newer)
+    bad = [
+        Record(env.topic, key, b"not json", (("trace", b"\x01\x02"),)),
+        Record(env.topic, key, newer_value, tuple(headers)),
+    ]
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        await bus.publish([record(env.topic, before), *bad, record(env.topic, after)])
+        runner = env.runner(bus, db)
+        await run_until(runner, lambda: len(db.applied_ids()) == 2)
+        async with consuming(bus, env.bus.group("dlq-reader"), [env.dead_letter_topic]) as dlq:
+            dead = await take(dlq, 2)
+
+    assert db.applied_ids() == [before.id, after.id]
+    assert runner.stats.dead_lettered == 2
+    partition = next(iter(db.positions(runner.group_id)))
+    assert db.positions(runner.group_id) == {partition: 4}
+
+    by_value = {m.value: m for m in dead}
+    assert set(by_value) == {b"not json", newer_value}
+    expected = {b"not json": ("undecodable", 1), newer_value: ("unknown_version", 2)}
+    for value_, (code_, offset) in expected.items():
+        m = by_value[value_]
+        assert m.key == key
+        reasons = [v for k, v in m.headers if k == "dlq_reason"]
+        assert len(reasons) == 1
+        reason = orjson.loads(reasons[0])
+        assert reason["code"] == code_
+        assert (reason["topic"], reason["partition"], reason["offset"]) == (
+            env.topic, partition.partition, offset
+        )
+        assert reason["group_id"] == runner.group_id
+    # The original headers travel with the dead letter, before the reason.
+    assert by_value[b"not json"].headers[0] == ("trace", b"\x01\x02")
+
