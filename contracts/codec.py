@@ -54,7 +54,8 @@ def decode(value: bytes) -> Envelope:
     if not isinstance(event_type, str) or (cls := REGISTRY.get(event_type)) is None:
         raise DecodeError(f"unknown event type {event_type!r}")
     version = raw.get("dataversion")
-    if not isinstance(version, int) or version < 1:
+    # bool is an int in Python: `"dataversion": true` must not pass as version 1.
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise DecodeError(f"bad dataversion {version!r}")
     if version > cls.VERSION:
         raise UnknownVersionError(f"{event_type} v{version} is newer than known v{cls.VERSION}")
@@ -65,10 +66,17 @@ def decode(value: bytes) -> Envelope:
         upcast = UPCASTERS.get((event_type, version))
         if upcast is None:
             raise DecodeError(f"no upcaster for {event_type} v{version}")
-        data = upcast(data)
+        try:
+            data = upcast(data)
+        except Exception as exc:  # a malformed old message must be dead-lettered, not crash
+            raise DecodeError(f"upcasting {event_type} v{version} failed: {exc}") from exc
         version += 1
     try:
         payload = cls.model_validate(data)
-        return Envelope.model_validate({**raw, "data": payload, "dataversion": version})
+        envelope = Envelope.model_validate({**raw, "data": payload, "dataversion": version})
     except ValidationError as exc:
         raise DecodeError(f"invalid {event_type}: {exc.errors(include_url=False)}") from exc
+    if envelope.subject != payload.case_code:
+        # Consumers key their effects on the subject: it must name the payload's case.
+        raise DecodeError(f"subject {envelope.subject!r} is not the case {payload.case_code!r}")
+    return envelope

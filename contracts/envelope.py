@@ -13,10 +13,12 @@ class Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(description="Event id; the idempotency key end to end.")
-    source: str = Field(description="URI reference of the producer, e.g. /motcua/intake.")
+    id: str = Field(min_length=1, max_length=64,
+                    description="Event id; the idempotency key end to end.")
+    source: str = Field(min_length=1, description="URI reference of the producer, e.g. "
+                        "/motcua/intake.")
     type: str = Field(description="Reverse-DNS event type, e.g. vn.motcua.case.received.")
-    subject: str = Field(description="The case code.")
+    subject: str = Field(min_length=1, description="The case code.")
     time: AwareDatetime = Field(description="When the producer recorded the event.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: int = Field(ge=1, description="Version of the payload schema (extension).")

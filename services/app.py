@@ -25,6 +25,7 @@ def build_app(
     registry: CollectorRegistry,
     topic_prefix: str,
     max_body_bytes: int,
+    shutdown_timeout: float = 15.0,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,6 +47,12 @@ def build_app(
         finally:
             # Graceful: loops finish their in-flight batch (or roll it back), then resources close.
             stop.set()
+            _done, pending = await asyncio.wait(tasks, timeout=shutdown_timeout) if tasks else (
+                set(), set())
+            for task in pending:
+                log.warning("%s did not stop in %ss; cancelling", task.get_name(),
+                            shutdown_timeout)
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for c in reversed(components):
                 await c.stop()

@@ -97,7 +97,9 @@ class ConsumerRunner:
             while not stop.is_set():
                 messages = await consumer.getmany(timeout_ms=self._poll, max_records=self._batch)
                 if messages:
-                    offsets = await self._process(messages)
+                    offsets = await self._process(messages, stop)
+                    if offsets is None:
+                        break  # stopped while the database was unavailable: nothing committed
                     await consumer.commit(offsets)
                     self.stats.batches += 1
                     self.stats.last_batch_at = time.time()
@@ -106,7 +108,9 @@ class ConsumerRunner:
             self.stats.running = False
             await consumer.stop()
 
-    async def _process(self, messages: list[Message]) -> dict[TopicPartition, int]:
+    async def _process(
+        self, messages: list[Message], stop: asyncio.Event
+    ) -> dict[TopicPartition, int] | None:
         envelopes: list[Envelope] = []
         dead: list[Record] = []
         for m in messages:
@@ -122,7 +126,9 @@ class ConsumerRunner:
         offsets: dict[TopicPartition, int] = {}
         for m in messages:
             offsets[m.tp] = max(offsets.get(m.tp, 0), m.offset + 1)
-        applied = await self._apply_with_retry(envelopes, offsets)
+        applied = await self._apply_with_retry(envelopes, offsets, stop)
+        if applied is None:
+            return None
         self.stats.consumed += len(messages)
         self.stats.applied += applied
         self.stats.duplicates += len(envelopes) - applied
@@ -131,16 +137,18 @@ class ConsumerRunner:
         return offsets
 
     async def _apply_with_retry(
-        self, envelopes: list[Envelope], offsets: dict[TopicPartition, int]
-    ) -> int:
+        self, envelopes: list[Envelope], offsets: dict[TopicPartition, int], stop: asyncio.Event
+    ) -> int | None:
         delay = 0.2
-        while True:
+        while not stop.is_set():
             try:
                 return await asyncio.to_thread(self._apply, envelopes, offsets)
             except OperationalError as exc:  # database restarting or locked: retriable
                 log.warning("consumer %s: database error, retrying: %s", self.group_id, exc)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 10)
+        return None
 
     def _apply(self, envelopes: list[Envelope], offsets: dict[TopicPartition, int]) -> int:
         with transaction(self._engine) as session:

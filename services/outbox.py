@@ -107,7 +107,7 @@ class Relay:
                     self._wake.clear()
                     await _wait_any(stop, self._wake, self._poll)
         finally:
-            await asyncio.to_thread(conn.close)
+            await asyncio.to_thread(self._release, conn)
 
     def _lead(self, conn: Connection) -> bool:
         if conn.dialect.name != "postgresql":
@@ -116,6 +116,13 @@ class Relay:
         got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()
         return got
+
+    def _release(self, conn: Connection) -> None:
+        # The advisory lock belongs to the database session, which conn.close() would hand back
+        # to the pool still holding it: end the session, so another relay can lead.
+        if conn.dialect.name == "postgresql":
+            conn.invalidate()
+        conn.close()
 
     async def drain_once(self) -> int:
         rows = await asyncio.to_thread(self._read)

@@ -32,24 +32,38 @@ def pg_admin_url() -> str:
     return _required("MOTCUA_TEST_DATABASE_URL", "scripts/postgres.sh")
 
 
+def _admin_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql", database="motcua").render_as_string(
+        hide_password=False)
+
+
+def create_pg_database(admin_url: str) -> str:
+    """A fresh PostgreSQL database (own schema per test); returns its SQLAlchemy URL."""
+    name = f"motcua_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_admin_dsn(admin_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    with psycopg.connect(_admin_dsn(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def make_pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
-    """Each call creates a fresh PostgreSQL database for this test; all dropped afterwards."""
+    """Each call creates a fresh PostgreSQL database for this test; all dropped afterwards.
+    Request it before any fixture that uses the databases, so it is torn down after them."""
     created: list[str] = []
-    admin = make_url(pg_admin_url)
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def make() -> str:
-        name = f"motcua_t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return admin.set(database=name).render_as_string(hide_password=False)
+        created.append(create_pg_database(pg_admin_url))
+        return created[-1]
 
     yield make
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for url in created:
+        drop_pg_database(url)
 
 
 @pytest.fixture
@@ -71,12 +85,17 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 def stack_factory(
     request: pytest.FixtureRequest, tmp_path: Path, topic_prefix: str
 ) -> Iterator[StackFactory]:
-    """Starts stacks for this test; every one is shut down (gracefully) at the end."""
+    """Starts stacks for this test; every one is shut down (gracefully) at the end, before
+    the databases they used are dropped."""
     started: list[Stack] = []
+    databases: list[str] = []
 
     def factory(bus: str, db: str, **kwargs: object) -> Stack:
         kafka = request.getfixturevalue("kafka_bootstrap") if bus == "kafka" else None
-        db_url = request.getfixturevalue("make_pg_database")() if db == "postgres" else None
+        db_url = None
+        if db == "postgres":
+            db_url = create_pg_database(request.getfixturevalue("pg_admin_url"))
+            databases.append(db_url)
         stack = start_stack(data_dir=tmp_path / f"stack{len(started)}", kafka=kafka,
                             database_url=db_url, topic_prefix=topic_prefix, **kwargs)
         started.append(stack)
@@ -85,6 +104,8 @@ def stack_factory(
     yield factory
     for s in reversed(started):
         s.close()
+    for url in databases:
+        drop_pg_database(url)
 
 
 @pytest.fixture

@@ -142,7 +142,6 @@ def test_newer_version_is_parked_not_dropped() -> None:
     assert info.value.retriable is False
 
 
-@pytest.mark.xfail(strict=True, reason="codec: isinstance(True, int) lets a boolean through")
 def test_boolean_dataversion_is_refused() -> None:
     with pytest.raises(DecodeError):
         decode(dumps({**wire(), "dataversion": True}))
