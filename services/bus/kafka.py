@@ -1,6 +1,7 @@
 """The bus on Apache Kafka (aiokafka): idempotent producer, acks=all, manual offset commits."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -52,12 +53,11 @@ class KafkaBus:
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
-                try:
+                # Another process may create one first: that is what we wanted.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
                         [NewTopic(t, self._partitions, 1) for t in missing]
                     )
-                except TopicAlreadyExistsError:
-                    pass  # another process created it first: what we wanted
         finally:
             await admin.close()
 

@@ -158,11 +158,11 @@ INVALID: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("mutate", INVALID, ids=lambda f: f.__name__.strip("_"))
 def test_date_time_format_is_checked() -> None:
     assert "date-time" in FORMATS.checkers, "install rfc3339-validator (dev dependency)"
 
 
+@pytest.mark.parametrize("mutate", INVALID, ids=lambda f: f.__name__.strip("_"))
 def test_schema_and_codec_both_reject(mutate: Callable[[Raw], None]) -> None:
     raw = wire(CaseReceived)
     mutate(raw)

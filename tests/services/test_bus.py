@@ -8,7 +8,6 @@ several bus objects on the same storage (a restart), and gets its own topic and 
 import asyncio
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
