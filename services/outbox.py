@@ -149,7 +149,7 @@ class Relay:
         self.published += len(rows)
         return len(rows)
 
-    def _read(self) -> list:  # type: ignore[type-arg]
+    def _read(self) -> list:
         t = self._outbox.table
         with self._engine.connect() as conn:
             return list(conn.execute(select(t).order_by(t.c.id).limit(self._batch)))

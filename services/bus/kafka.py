@@ -105,7 +105,7 @@ class KafkaBus:
             return False
 
 
-class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+class _SeekToStored(ConsumerRebalanceListener):
     """Positions newly assigned partitions at the offsets the consumer stored itself.
 
     The partitions are paused while the positions load: aiokafka starts fetching from the

@@ -8,7 +8,7 @@ several bus objects on the same storage (a restart), and gets its own topic and 
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,7 +299,7 @@ class TestEmbeddedBusOnPostgres(BusContract):
 @pytest.mark.kafka
 class TestKafkaBus(BusContract):
     @pytest.fixture
-    def env(self, kafka_bootstrap: str, topic_prefix: str) -> Any:
+    def env(self, kafka_bootstrap: str, topic_prefix: str) -> Iterator[BusEnv]:
         yield BusEnv(
             lambda: KafkaBus(kafka_bootstrap, client_id="motcua-test", partitions=PARTITIONS),
             topic_prefix,
@@ -329,19 +329,20 @@ async def _survives_restart(env: BusEnv) -> None:
     tp = TopicPartition(topic, 0)
     async with env.started() as bus:
         await bus.ensure_topics([topic])
-        await bus.publish([Record(topic, key, b"before-%d" % i, (("h", b"%d" % i),))
-                           for i in range(3)])
+        await bus.publish(
+            [Record(topic, key, b"before-%d" % i, (("h", b"%d" % i),)) for i in range(3)]
+        )
         ends_before = await bus.end_offsets([topic])
         async with consuming(bus, env.group("g"), [topic]) as consumer:
             got = await take(consumer, 2, max_records=2)
             await consumer.commit(next_offsets(got))
-    assert ends_before == {TopicPartition(topic, p): 3 if p == 0 else 0
-                           for p in range(PARTITIONS)}
+    assert ends_before == {TopicPartition(topic, p): 3 if p == 0 else 0 for p in range(PARTITIONS)}
 
     async with env.started() as bus:
         assert await bus.end_offsets([topic]) == ends_before
-        await bus.publish([Record(topic, key, b"after-0"),
-                           Record(topic, key_in_partition(3), b"elsewhere")])
+        await bus.publish(
+            [Record(topic, key, b"after-0"), Record(topic, key_in_partition(3), b"elsewhere")]
+        )
         assert (await bus.end_offsets([topic]))[tp] == 4
         async with consuming(bus, env.group("fresh"), [topic]) as consumer:
             everything = await take(consumer, 5)
@@ -351,10 +352,14 @@ async def _survives_restart(env: BusEnv) -> None:
 
     on_key = [m for m in everything if m.key == key]
     assert [(m.partition, m.offset, m.value) for m in on_key] == [
-        (0, 0, b"before-0"), (0, 1, b"before-1"), (0, 2, b"before-2"), (0, 3, b"after-0")
+        (0, 0, b"before-0"),
+        (0, 1, b"before-1"),
+        (0, 2, b"before-2"),
+        (0, 3, b"after-0"),
     ]
     assert on_key[1].headers == (("h", b"1"),)
     assert sorted((m.partition, m.offset, m.value) for m in rest) == [
-        (0, 2, b"before-2"), (0, 3, b"after-0"), (3, 0, b"elsewhere")
+        (0, 2, b"before-2"),
+        (0, 3, b"after-0"),
+        (3, 0, b"elsewhere"),
     ]
-

@@ -285,9 +285,10 @@ async def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on
         reason = orjson.loads(reasons[0])
         assert reason["code"] == code_
         assert (reason["topic"], reason["partition"], reason["offset"]) == (
-            env.topic, partition.partition, offset
+            env.topic,
+            partition.partition,
+            offset,
         )
         assert reason["group_id"] == runner.group_id
     # The original headers travel with the dead letter, before the reason.
     assert by_value[b"not json"].headers[0] == ("trace", b"\x01\x02")
-

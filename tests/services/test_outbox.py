@@ -58,9 +58,15 @@ class OutboxEnv:
     def backlog(self) -> int:
         return self.outbox.backlog(self.engine)
 
-    def relay(self, **kwargs: object) -> Relay:
-        return Relay(self.outbox, self.engine, self.bus, topic_prefix=self.prefix,
-                     poll_s=0.05, **kwargs)  # type: ignore[arg-type]
+    def relay(self, *, batch_size: int = 1000) -> Relay:
+        return Relay(
+            self.outbox,
+            self.engine,
+            self.bus,
+            topic_prefix=self.prefix,
+            batch_size=batch_size,
+            poll_s=0.05,
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
