@@ -23,6 +23,13 @@ class Stack:
             self.client.__exit__(None, None, None)
             self.closed = True
 
+    def restart(self) -> "Stack":
+        """Shut down gracefully and start a new process-equivalent on the same data."""
+        self.close()
+        fresh = _open(self.settings)
+        self.client, self.closed = fresh.client, False
+        return self
+
     def component(self, name: str) -> Any:
         return self.client.app.state.components[name]  # type: ignore[attr-defined]
 
@@ -51,13 +58,15 @@ def start_stack(
     # Explicit None overrides what the environment says: a test chooses its bus and database.
     opts["kafka_bootstrap_servers"] = kafka
     opts["database_url"] = database_url
-    settings = settings_for(data_dir, **opts)
+    return _open(settings_for(data_dir, **opts), clock)
+
+
+def _open(settings: dict[str, Any], clock: Clock = system_clock) -> Stack:
     app = create_embedded_app(**settings, clock=clock)
     client = TestClient(app, raise_server_exceptions=True)
     client.__enter__()
-    stack = Stack(client=client, settings=settings)
     wait_ready(lambda: client.get("/readyz"))
-    return stack
+    return Stack(client=client, settings=settings)
 
 
 def wait_ready(probe: Callable[[], Any], timeout: float = 60.0) -> None:
