@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from contracts import (
     CASES_TOPIC,
@@ -152,7 +152,8 @@ def receive_case(
         if existing is not None:
             first = session.execute(
                 select(CaseEventRecord).where(
-                    CaseEventRecord.case_code == data.case_code, CaseEventRecord.seq == 1
+                    col(CaseEventRecord.case_code) == data.case_code,
+                    col(CaseEventRecord.seq) == 1,
                 )
             ).scalar_one_or_none()
             if first is not None and first.type == "received" and first.fingerprint == fingerprint:
@@ -309,7 +310,7 @@ def _lock_case(session: Session, case_code: str) -> Case | None:
     # FOR UPDATE serialises concurrent events on one case on PostgreSQL; SQLite's write
     # transaction (BEGIN IMMEDIATE) already does.
     return session.execute(
-        select(Case).where(Case.case_code == case_code).with_for_update()
+        select(Case).where(col(Case.case_code) == case_code).with_for_update()
     ).scalar_one_or_none()
 
 
@@ -438,7 +439,7 @@ def _append(
             occurred_at=payload.occurred_at,
             recorded_at=deps.clock(),
             source=source,
-            status_after=payload.status,
+            status_after=payload.status or 0,
             details=payload.details(),
             fingerprint=fingerprint,
             response=response,
@@ -456,8 +457,8 @@ def get_case(*, session: Session, case_code: str) -> CaseDetail:
     if case is None:
         raise NotFound(f"case {case_code} does not exist")
     rows = session.execute(
-        select(CaseEventRecord).where(CaseEventRecord.case_code == case_code)
-        .order_by(CaseEventRecord.seq)  # type: ignore[arg-type]
+        select(CaseEventRecord).where(col(CaseEventRecord.case_code) == case_code)
+        .order_by(col(CaseEventRecord.seq))
     ).scalars()
     history = [
         HistoryItem(event_id=r.event_id, type=r.type, occurred_at=r.occurred_at,

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def get_intake(request: Request) -> "IntakeComponent":
-    return request.app.state.components["intake"]  # type: ignore[no-any-return]
+    return request.app.state.components["intake"]
 
 
 IntakeDep = Annotated["IntakeComponent", Depends(get_intake)]

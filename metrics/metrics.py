@@ -48,7 +48,7 @@ class KpiGaugeCollector(Collector):
                 select(CounterRow).where(
                     CounterRow.period.in_([month, LIVE]),  # type: ignore[attr-defined]
                     or_(CounterRow.scope == "all",
-                        CounterRow.scope.startswith("province:")),  # type: ignore[attr-defined]
+                        CounterRow.scope.startswith("province:")),
                 )
             ).all()
         values: dict[tuple[str, str, str], int] = {(r.name, r.scope, r.period): r.value

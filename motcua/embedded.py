@@ -17,6 +17,7 @@ from routing.settings import RoutingSettings
 from services.app import build_app
 from services.bus import make_bus
 from services.clock import Clock, system_clock
+from services.component import Component
 
 
 def create_embedded_app(
@@ -30,7 +31,7 @@ def create_embedded_app(
     bus = make_bus(intake)
     catalogue = Catalogue.load(intake.catalogue_dir)
     calendar = WorkingCalendar.load(default_calendar_dir())
-    components = [
+    components: list[Component] = [
         IntakeComponent(intake, bus=bus, registry=registry, catalogue=catalogue,
                         calendar=calendar, clock=clock),
         RoutingComponent(routing, bus=bus, registry=registry, catalogue=catalogue, clock=clock),

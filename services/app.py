@@ -93,6 +93,6 @@ def build_app(
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(RequestMetrics, registry=registry)  # type: ignore[arg-type]
-    app.add_middleware(BodyLimit, limit=max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(RequestMetrics, registry=registry)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app

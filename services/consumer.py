@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlmodel import Session
 
 from contracts import DEAD_LETTER_TOPIC, DecodeError, Envelope, decode
 from services.bus.base import Bus, Message, Record, TopicPartition

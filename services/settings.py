@@ -1,7 +1,6 @@
 """Settings shared by every service; each service subclasses with its own prefix."""
 
 from pathlib import Path
-
 from typing import Any
 
 from pydantic import AliasChoices, Field, model_validator

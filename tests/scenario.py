@@ -70,7 +70,7 @@ def plan(n: int, *, seed: int, now: datetime, days: int = 70) -> list[PlannedCas
         t = received
         remaining = now - timedelta(minutes=5) - received
 
-        def step(t: datetime) -> datetime:
+        def step(t: datetime, remaining: timedelta = remaining) -> datetime:
             return min(t + remaining / 8 * rng.random(), now - timedelta(minutes=5))
 
         same_province = sorted(

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["kpis"])
 
 
 def get_metrics(request: Request) -> "MetricsComponent":
-    return request.app.state.components["metrics"]  # type: ignore[no-any-return]
+    return request.app.state.components["metrics"]
 
 
 MetricsDep = Annotated["MetricsComponent", Depends(get_metrics)]

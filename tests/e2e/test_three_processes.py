@@ -75,7 +75,7 @@ def processes(
             )
         clients = {n: httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30)
                    for n, p in ports.items()}
-        for name, client in clients.items():
+        for client in clients.values():
             wait_ready(lambda c=client: _probe(c), timeout=90)
         yield {"procs": procs, "clients": clients, "logs": tmp_path}
     finally:
@@ -121,7 +121,7 @@ def test_three_processes_on_kafka_and_postgres(processes: dict[str, Any]) -> Non
     # The KPI endpoint lives on metrics only; intake does not serve it.
     assert clients["intake"].get("/v1/kpis").status_code == 404
     # SIGTERM: each process finishes its in-flight work and exits cleanly.
-    for name, proc in processes["procs"].items():
+    for proc in processes["procs"].values():
         proc.send_signal(signal.SIGTERM)
     for name, proc in processes["procs"].items():
         code = proc.wait(60)
