@@ -5,6 +5,7 @@ publishes it afterwards, in order. Nothing rolled back is published; nothing com
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -32,7 +33,8 @@ from services.bus.base import Bus, Record
 from services.db import UTCDateTime
 
 log = logging.getLogger(__name__)
-_RELAY_LOCK_BASE = 0x6F757462  # pg advisory lock key space for relays, one key per outbox
+# pg advisory lock key space for relays, one key per outbox
+_RELAY_LOCK_BASE = 0x6F750000
 
 
 class Outbox:
@@ -102,7 +104,13 @@ class Relay:
                     break
                 await _wait(stop, 1.0)
             while not stop.is_set():
-                moved = await self.drain_once()
+                try:
+                    moved = await self.drain_once()
+                except Exception as exc:  # database restarting: the rows wait, we retry
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("outbox relay error, retrying: %s", self.last_error)
+                    await _wait(stop, 1.0)
+                    continue
                 if not moved:
                     self._wake.clear()
                     await _wait_any(stop, self._wake, self._poll)
@@ -112,7 +120,7 @@ class Relay:
     def _lead(self, conn: Connection) -> bool:
         if conn.dialect.name != "postgresql":
             return True
-        key = _RELAY_LOCK_BASE + sum(self._outbox.prefix.encode())
+        key = _RELAY_LOCK_BASE + zlib.crc32(self._outbox.prefix.encode()) % 65536
         got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()
         return got
