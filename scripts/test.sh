@@ -17,6 +17,11 @@ if ! command -v promtool >/dev/null 2>&1; then
     command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
 fi
 
+# docker-compose (Compose file validation only: no container engine runs here)
+if ! command -v docker-compose >/dev/null 2>&1; then
+    apt_install docker-compose
+fi
+
 bash scripts/postgres.sh start >/dev/null
 bash scripts/kafka.sh start >/dev/null
 
