@@ -8,7 +8,7 @@ portal status code the case has after it. `NAME` is the short name counters use 
 from datetime import date
 from typing import Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from contracts.types import (
     AgencyCode,
@@ -23,15 +23,17 @@ from contracts.types import (
     ShortText,
     TransferMethod,
 )
+from contracts.event import Event
 
 TYPE_PREFIX = "vn.motcua.case."
 
 
-class CaseEvent(BaseModel):
+class CaseEvent(Event):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     NAME: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    TYPE_PREFIX: ClassVar[str] = TYPE_PREFIX
 
     case_code: CaseCode
     occurred_at: AwareDatetime = Field(description="When the fact happened (RFC 3339, offset).")
@@ -41,9 +43,8 @@ class CaseEvent(BaseModel):
         "owner); absent on facts other services send to intake.",
     )
 
-    @classmethod
-    def event_type(cls) -> str:
-        return TYPE_PREFIX + cls.NAME
+    def key(self) -> str:
+        return self.case_code
 
     def details(self) -> dict[str, Any]:
         """The event-specific fields, as a counter posted them."""

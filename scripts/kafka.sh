@@ -7,8 +7,11 @@
 #   Maven into .local/kafka/libs (skipped when already there for the same pom.xml)
 # - listener PLAINTEXT 127.0.0.1:${KAFKA_PORT:-9092},
 #   controller 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093}
-# - data: ${KAFKA_DATA_DIR:-.local/kafka/data}; log: .local/kafka/kafka.log;
-#   pid: .local/kafka/kafka.pid; generated config: .local/kafka/server.properties
+# - instance dir KAFKA_RUN_DIR (default .local/kafka on port 9092, .local/kafka-<port> on
+#   any other KAFKA_PORT, so a second broker never finds, stops or kills the first):
+#   data: ${KAFKA_DATA_DIR:-$KAFKA_RUN_DIR/data}; log: $KAFKA_RUN_DIR/kafka.log;
+#   pid: $KAFKA_RUN_DIR/kafka.pid; generated config: $KAFKA_RUN_DIR/server.properties
+#   (the jars are shared: .local/kafka/libs)
 # - start waits (<= KAFKA_START_TIMEOUT, default 90 s) until the broker answers a
 #   Metadata request listing itself (aiokafka from .venv if importable, else a raw
 #   Metadata v0 request over bash /dev/tcp), then prints KAFKA_BOOTSTRAP_SERVERS=...
@@ -21,8 +24,12 @@ SCRIPT_TAG=kafka
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HOST=127.0.0.1
-KAFKA_HOME="$LOCAL_DIR/kafka"
-KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_LIBS="$LOCAL_DIR/kafka/libs"
+if [ "$KAFKA_PORT" = 9092 ]; then
+    KAFKA_HOME="${KAFKA_RUN_DIR:-$LOCAL_DIR/kafka}"
+else
+    KAFKA_HOME="${KAFKA_RUN_DIR:-$LOCAL_DIR/kafka-$KAFKA_PORT}"
+fi
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$KAFKA_HOME/data}"
 KAFKA_CONF="$KAFKA_HOME/server.properties"
 KAFKA_LOG4J="$KAFKA_HOME/log4j.properties"
@@ -50,14 +57,14 @@ ensure_libs() {
     fi
     command -v mvn >/dev/null 2>&1 || apt_install maven
     log "fetching Kafka jars with Maven into ${KAFKA_LIBS#"$REPO_ROOT"/} (first run only)"
-    local tmp="$KAFKA_HOME/libs.tmp.$$" t0=$SECONDS
+    local tmp="$KAFKA_LIBS.tmp.$$" t0=$SECONDS
     rm -rf "$tmp"
     mkdir -p "$tmp"
     if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-            -DoutputDirectory="$tmp" >"$KAFKA_HOME/mvn.log" 2>&1; then
-        tail -n 30 "$KAFKA_HOME/mvn.log" >&2
+            -DoutputDirectory="$tmp" >"$KAFKA_LIBS.mvn.log" 2>&1; then
+        tail -n 30 "$KAFKA_LIBS.mvn.log" >&2
         rm -rf "$tmp"
-        die "Maven fetch failed (see ${KAFKA_HOME#"$REPO_ROOT"/}/mvn.log)"
+        die "Maven fetch failed (see ${KAFKA_LIBS#"$REPO_ROOT"/}.mvn.log)"
     fi
     echo "$want" >"$tmp/.pom.sha256"
     rm -rf "$KAFKA_LIBS"
@@ -308,7 +315,7 @@ cmd_status() {
     return 3
 }
 
-mkdir -p "$KAFKA_HOME"
+mkdir -p "$KAFKA_HOME" "$LOCAL_DIR/kafka"
 case "${1:-}" in
     start|stop|restart|kill)
         # serialise concurrent invocations (e.g. two test runs starting the broker)

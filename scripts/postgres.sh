@@ -9,7 +9,8 @@
 #   owned by the `postgres` OS user when run as root (initdb refuses to run as root).
 #   If `postgres` cannot traverse to .local/ (e.g. the checkout lives under a
 #   0700 root-owned directory), the cluster lives in /var/tmp/motcua-pg-<sha256 of
-#   repo path, 12 chars> instead.  Override with PG_ROOT_DIR=/some/dir.
+#   repo path, 12 chars> instead.  Override with PG_ROOT_DIR=/some/dir.  A PGPORT other
+#   than 5433 gets its own cluster (root suffixed -<port>), never the default one.
 # - listens on 127.0.0.1:${PGPORT:-5433} only (5433: no clash with a system cluster
 #   on 5432), fsync=on, max_connections=200
 # - role motcua/motcua (SUPERUSER: tests create a database per test), database motcua
@@ -70,12 +71,15 @@ choose_root() {
         echo "$PG_ROOT_DIR"
         return
     fi
+    # Another port is another cluster: it must never find (or stop) the default one.
+    local suffix=""
+    [ "$PG_PORT" = 5433 ] || suffix="-$PG_PORT"
     mkdir -p "$LOCAL_DIR"
     if [ "$AS_ROOT" -eq 0 ] || { id postgres >/dev/null 2>&1 \
             && (cd / && runuser -u postgres -- test -x "$LOCAL_DIR" -a -r "$LOCAL_DIR"); }; then
-        echo "$LOCAL_DIR/postgres"
+        echo "$LOCAL_DIR/postgres$suffix"
     else
-        echo "/var/tmp/motcua-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)"
+        echo "/var/tmp/motcua-pg-$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-12)$suffix"
     fi
 }
 

@@ -4,4 +4,5 @@
 # order is the order `motcua --help` lists them in).
 MODULES = [
     "motcua.commands.run",
+    "motcua.commands.simulate",
 ]

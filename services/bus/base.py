@@ -55,6 +55,11 @@ class Consumer(Protocol):
 
     def assignment(self) -> set[TopicPartition]: ...
 
+    def pause_at(self, tp: TopicPartition, offset: int) -> None:
+        """Stop fetching `tp` and rewind it to `offset`, until the partition is reassigned or
+        the consumer restarts (which then reads from its stored position again)."""
+        ...
+
     async def lag(self) -> dict[TopicPartition, int]:
         """Messages not yet consumed, per assigned partition (end offset minus position)."""
         ...

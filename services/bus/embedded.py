@@ -258,6 +258,7 @@ class EmbeddedConsumer:
         self._topics = topics
         self._load = load_positions
         self._positions: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
 
     async def start(self) -> None:
         await self._bus.ensure_topics(self._topics)
@@ -272,6 +273,7 @@ class EmbeddedConsumer:
 
     async def stop(self) -> None:
         self._positions.clear()
+        self._paused.clear()
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> list[Message]:
         deadline = time.monotonic() + timeout_ms / 1000
@@ -289,7 +291,7 @@ class EmbeddedConsumer:
         for tp, pos in self._positions.items():
             if len(out) >= max_records:
                 break
-            if ends.get(tp, 0) <= pos:
+            if tp in self._paused or ends.get(tp, 0) <= pos:
                 continue
             msgs = self._bus.read(tp, pos, max_records - len(out))
             if msgs:
@@ -302,6 +304,10 @@ class EmbeddedConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._positions)
+
+    def pause_at(self, tp: TopicPartition, offset: int) -> None:
+        self._positions[tp] = offset
+        self._paused.add(tp)
 
     async def lag(self) -> dict[TopicPartition, int]:
         ends = self._bus._next

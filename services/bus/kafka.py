@@ -198,6 +198,16 @@ class KafkaConsumer:
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def pause_at(self, tp: TopicPartition, offset: int) -> None:
+        ktp = KafkaTP(tp.topic, tp.partition)
+        if ktp not in self._consumer.assignment():
+            return  # revoked meanwhile: its next owner reads from the stored position
+        # Paused before the seek: records fetched past `offset` must never be handed out.
+        # A rebalance forgets the pause, and the new owner seeks to the stored position,
+        # meets the same record and pauses again.
+        self._consumer.pause(ktp)
+        self._consumer.seek(ktp, offset)
+
     async def lag(self) -> dict[TopicPartition, int]:
         tps = list(self._consumer.assignment())
         if not tps:
