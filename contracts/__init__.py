@@ -20,16 +20,34 @@ from contracts.cases import (
     SupplementRequested,
     Transferred,
 )
+from contracts.catalogue import (
+    CATALOGUE_EVENT_CLASSES,
+    AgencyChanged,
+    AgencyLevel,
+    CatalogueEvent,
+    ProcedureChanged,
+)
 from contracts.codec import DecodeError, UnknownVersionError, decode, encode
 from contracts.envelope import Envelope, new_envelope
-from contracts.topics import CASES_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC, TOPICS
+from contracts.event import Event
+from contracts.topics import (
+    CASES_TOPIC,
+    CATALOGUE_TOPIC,
+    DEAD_LETTER_TOPIC,
+    ROUTING_TOPIC,
+    TOPICS,
+)
 
 __all__ = [
     "CASES_TOPIC",
+    "CATALOGUE_EVENT_CLASSES",
+    "CATALOGUE_TOPIC",
     "DEAD_LETTER_TOPIC",
     "EVENT_CLASSES",
     "ROUTING_TOPIC",
     "TOPICS",
+    "AgencyChanged",
+    "AgencyLevel",
     "ApologyIssued",
     "CaseEvent",
     "CaseOverdue",
@@ -38,10 +56,13 @@ __all__ = [
     "CaseStopped",
     "CaseSubmitted",
     "CaseWithdrawn",
+    "CatalogueEvent",
     "DecodeError",
     "Envelope",
+    "Event",
     "Paid",
     "PaymentRequested",
+    "ProcedureChanged",
     "Rated",
     "Resolved",
     "ResultDigitised",

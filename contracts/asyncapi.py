@@ -9,23 +9,33 @@ the AsyncAPI Schema Object is a draft-07 superset and has no `$defs`).
 from typing import Any
 
 from contracts.cases import EVENT_CLASSES, CaseEvent, CaseOverdue, Transferred
+from contracts.catalogue import CATALOGUE_EVENT_CLASSES
 from contracts.codec import CONTENT_TYPE
 from contracts.deadletter import REASON_HEADER, DeadLetterReason
+from contracts.event import Event
 from contracts.schema import JsonSchema, envelope_parts
-from contracts.topics import CASES_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC, TOPICS, TopicSpec
+from contracts.topics import (
+    CASES_TOPIC,
+    CATALOGUE_TOPIC,
+    DEAD_LETTER_TOPIC,
+    ROUTING_TOPIC,
+    TOPICS,
+    TopicSpec,
+)
 
 ASYNCAPI_VERSION = "3.0.0"
 # The version of this description; bump it when a channel or message changes.
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 SERVER = "local"
 COMPONENT_REF = "#/components/schemas/{model}"
 DEAD_LETTER_MESSAGE = "deadletter"
 
 # Which events travel on which topic (topics.py names the topics and the services using them).
-TOPIC_EVENTS: dict[str, tuple[type[CaseEvent], ...]] = {
+TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     CASES_TOPIC: EVENT_CLASSES,
     ROUTING_TOPIC: (Transferred, CaseOverdue),
+    CATALOGUE_TOPIC: CATALOGUE_EVENT_CLASSES,
 }
 
 Doc = dict[str, Any]
@@ -36,7 +46,7 @@ def channel_id(topic: str) -> str:
     return topic.removeprefix("motcua.").replace(".", "_")
 
 
-def message_id(cls: type[CaseEvent]) -> str:
+def message_id(cls: type[Event]) -> str:
     return f"{cls.event_type()}.v{cls.VERSION}"
 
 
@@ -50,12 +60,19 @@ def _add_schemas(schemas: dict[str, JsonSchema], new: dict[str, JsonSchema]) -> 
             raise ValueError(f"two different schemas are both called {name}")
 
 
-def _case_code_schema() -> JsonSchema:
-    case_code = CaseEvent.model_json_schema()["properties"]["case_code"]
-    return {"type": "string", "pattern": case_code["pattern"], "description": "The case code."}
+def _key_schema(cls: type[Event]) -> JsonSchema:
+    if issubclass(cls, CaseEvent):
+        case_code = CaseEvent.model_json_schema()["properties"]["case_code"]
+        return {"type": "string", "pattern": case_code["pattern"],
+                "description": "The case code."}
+    # A catalogue event is keyed by the code of the agency or procedure it versions.
+    (field,) = (f for f in ("agency_code", "procedure_code") if f in cls.model_fields)
+    code = cls.model_json_schema()["properties"][field]
+    return {"type": "string", "pattern": code["pattern"],
+            "description": f"The {field.replace('_', ' ')}."}
 
 
-def _event_message(cls: type[CaseEvent], schemas: dict[str, JsonSchema]) -> Doc:
+def _event_message(cls: type[Event], schemas: dict[str, JsonSchema]) -> Doc:
     envelope, defs = envelope_parts(cls, ref_template=COMPONENT_REF)
     _add_schemas(schemas, {**defs, message_id(cls): envelope})
     message: Doc = {
@@ -79,7 +96,7 @@ def _event_message(cls: type[CaseEvent], schemas: dict[str, JsonSchema]) -> Doc:
             },
         },
         "bindings": {
-            "kafka": {"key": _case_code_schema(), "bindingVersion": KAFKA_BINDING_VERSION}
+            "kafka": {"key": _key_schema(cls), "bindingVersion": KAFKA_BINDING_VERSION}
         },
     }
     return message
@@ -161,8 +178,9 @@ def asyncapi_document() -> Doc:
         "info": {
             "title": "motcua events",
             "version": API_VERSION,
-            "description": "Case events of the một cửa (one-stop-shop) counters, as CloudEvents "
-            "1.0 in structured JSON mode, keyed by case code. Generated from contracts/ by "
+            "description": "Case events of the một cửa (one-stop-shop) counters and versions of "
+            "the agency registry and procedure catalogue, as CloudEvents 1.0 in structured JSON "
+            "mode, keyed by case (or agency, procedure) code. Generated from contracts/ by "
             "`python -m contracts.generate`; do not edit by hand.",
         },
         "defaultContentType": CONTENT_TYPE.decode(),

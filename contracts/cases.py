@@ -33,7 +33,7 @@ class CaseEvent(Event):
 
     NAME: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
-    TYPE_PREFIX: ClassVar[str] = TYPE_PREFIX
+    TYPE_PREFIX: ClassVar[str] = "vn.motcua.case."
 
     case_code: CaseCode
     occurred_at: AwareDatetime = Field(description="When the fact happened (RFC 3339, offset).")

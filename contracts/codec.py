@@ -6,13 +6,17 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from contracts.cases import EVENT_CLASSES, CaseEvent
+from contracts.cases import EVENT_CLASSES
+from contracts.catalogue import CATALOGUE_EVENT_CLASSES
 from contracts.envelope import Envelope
+from contracts.event import Event
 
 Headers = Sequence[tuple[str, bytes]]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
-REGISTRY: dict[str, type[CaseEvent]] = {cls.event_type(): cls for cls in EVENT_CLASSES}
+REGISTRY: dict[str, type[Event]] = {
+    cls.event_type(): cls for cls in (*EVENT_CLASSES, *CATALOGUE_EVENT_CLASSES)
+}
 # (type, from_version) -> function turning that version's payload into the next version's.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
@@ -32,7 +36,8 @@ class UnknownVersionError(DecodeError):
 
 
 def encode(envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """Return (key, value, headers). Key = case code keeps one case's events in order."""
+    """Return (key, value, headers). Key = subject (the case code, or the catalogue entry's
+    code) keeps one entity's events in order."""
     value = orjson.dumps(envelope.model_dump(mode="json"))
     headers = [
         ("content-type", CONTENT_TYPE),
@@ -76,7 +81,7 @@ def decode(value: bytes) -> Envelope:
         envelope = Envelope.model_validate({**raw, "data": payload, "dataversion": version})
     except ValidationError as exc:
         raise DecodeError(f"invalid {event_type}: {exc.errors(include_url=False)}") from exc
-    if envelope.subject != payload.case_code:
-        # Consumers key their effects on the subject: it must name the payload's case.
-        raise DecodeError(f"subject {envelope.subject!r} is not the case {payload.case_code!r}")
+    if envelope.subject != payload.key():
+        # Consumers key their effects on the subject: it must name the payload's entity.
+        raise DecodeError(f"subject {envelope.subject!r} is not the payload's {payload.key()!r}")
     return envelope

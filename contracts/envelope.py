@@ -2,14 +2,19 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 
-from contracts.cases import CaseEvent
+from contracts.event import Event
+
+P = TypeVar("P", bound=Event)
 
 
-class Envelope(BaseModel):
+class Envelope(BaseModel, Generic[P]):
+    """`Envelope[CaseReceived]` where the payload type is known; a bare `Envelope` holds any
+    event (the codec picks the payload class from `type`)."""
+
     model_config = ConfigDict(frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
@@ -18,11 +23,12 @@ class Envelope(BaseModel):
     source: str = Field(min_length=1, description="URI reference of the producer, e.g. "
                         "/motcua/intake.")
     type: str = Field(description="Reverse-DNS event type, e.g. vn.motcua.case.received.")
-    subject: str = Field(min_length=1, description="The case code.")
+    subject: str = Field(min_length=1, description="The entity the event is about: the case "
+                         "code, or the agency or procedure code of a catalogue event.")
     time: AwareDatetime = Field(description="When the producer recorded the event.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: int = Field(ge=1, description="Version of the payload schema (extension).")
-    data: SerializeAsAny[CaseEvent]
+    data: SerializeAsAny[P]
 
     @property
     def case_code(self) -> str:
@@ -30,13 +36,13 @@ class Envelope(BaseModel):
 
 
 def new_envelope(
-    data: CaseEvent, *, source: str, event_id: str | None = None, time: datetime | None = None
-) -> Envelope:
+    data: P, *, source: str, event_id: str | None = None, time: datetime | None = None
+) -> "Envelope[P]":
     return Envelope(
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=data.event_type(),
-        subject=data.case_code,
+        subject=data.key(),
         time=time or datetime.now(UTC),
         dataversion=data.VERSION,
         data=data,

@@ -6,8 +6,8 @@ something the codec does not. `python -m contracts.generate` writes them to cont
 
 from typing import Any
 
-from contracts.cases import CaseEvent
 from contracts.envelope import Envelope
+from contracts.event import Event
 
 JsonSchema = dict[str, Any]
 
@@ -16,16 +16,16 @@ ID_BASE = "https://motcua.vn/schemas/"
 DEFS_REF = "#/$defs/{model}"
 
 
-def schema_id(cls: type[CaseEvent]) -> str:
+def schema_id(cls: type[Event]) -> str:
     return f"{ID_BASE}{cls.event_type()}/v{cls.VERSION}.json"
 
 
-def schema_filename(cls: type[CaseEvent]) -> str:
+def schema_filename(cls: type[Event]) -> str:
     return f"{cls.event_type()}.v{cls.VERSION}.json"
 
 
 def envelope_parts(
-    cls: type[CaseEvent], *, ref_template: str
+    cls: type[Event], *, ref_template: str
 ) -> tuple[JsonSchema, dict[str, JsonSchema]]:
     """The envelope schema for one event type, and the definitions its `data` refers to.
 
@@ -40,9 +40,9 @@ def envelope_parts(
     defs[cls.__name__] = payload
 
     envelope = Envelope.model_json_schema(ref_template=ref_template)
-    # The only definition the generic envelope has is the CaseEvent base that `data` is typed
-    # as; it is replaced by the concrete payload below. Fail loudly if the envelope grows more.
-    if set(envelope.pop("$defs", {})) != {CaseEvent.__name__}:
+    # The only definition the generic envelope has is the Event base that `data` is typed as;
+    # it is replaced by the concrete payload below. Fail loudly if the envelope grows more.
+    if set(envelope.pop("$defs", {})) != {Event.__name__}:
         raise ValueError("Envelope refers to definitions schema.py does not know about")
     props = envelope["properties"]
     props["type"] = {**props["type"], "const": cls.event_type()}
@@ -56,7 +56,7 @@ def envelope_parts(
     return envelope, defs
 
 
-def event_schema(cls: type[CaseEvent]) -> JsonSchema:
+def event_schema(cls: type[Event]) -> JsonSchema:
     """The standalone JSON Schema document for one event type's current version."""
     envelope, defs = envelope_parts(cls, ref_template=DEFS_REF)
     return {"$schema": DIALECT, "$id": schema_id(cls), **envelope, "$defs": defs}

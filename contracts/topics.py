@@ -7,6 +7,9 @@ CASES_TOPIC = "motcua.cases.v1"
 # Facts routing establishes (transfers along a handling chain, overdue notices); intake records
 # them on the case log, so one service stays the single writer of case state.
 ROUTING_TOPIC = "motcua.routing.v1"
+# Versions of agencies and procedures as intake (the owner of the catalogue) records them; keyed
+# by agency or procedure code. Routing keeps its own copy from it.
+CATALOGUE_TOPIC = "motcua.catalogue.v1"
 # Messages a consumer could not decode or validate, with the reason and the original bytes.
 DEAD_LETTER_TOPIC = "motcua.deadletter.v1"
 
@@ -31,6 +34,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Transfers and overdue notices established by routing, to be recorded by intake.",
         ("routing",),
         ("intake",),
+    ),
+    TopicSpec(
+        CATALOGUE_TOPIC,
+        "Every version of an agency or procedure recorded in the catalogue (key = its code).",
+        ("intake",),
+        ("routing",),
     ),
     TopicSpec(
         DEAD_LETTER_TOPIC,

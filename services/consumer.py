@@ -1,5 +1,12 @@
 """The one shape of every consumer: fetch a batch, apply it in one database transaction together
-with the positions and processed event ids, commit, then acknowledge to the bus."""
+with the positions and processed event ids, commit, then acknowledge to the bus.
+
+A record this build cannot decode goes to the dead-letter topic and the partition moves on. A
+record of a newer event version than this build knows is not bad, only early: the partition is
+parked at it (position stored at that record, fetching paused) until an upgraded consumer reads
+it again from there. Skipping it would apply the case's later events without it, out of order
+(docs/reliability.md).
+"""
 
 import asyncio
 import contextlib
@@ -13,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from contracts import DEAD_LETTER_TOPIC, DecodeError, Envelope, decode
+from contracts import DEAD_LETTER_TOPIC, DecodeError, Envelope, UnknownVersionError, decode
 from services.bus.base import Bus, Message, Record, TopicPartition
 from services.db import transaction
 from services.tracking import Tracking
@@ -36,6 +43,8 @@ class ConsumerStats:
     restarts: int = 0
     last_batch_at: float | None = None
     lag: dict[TopicPartition, int] = field(default_factory=dict)
+    # Partitions waiting at a newer event version than this build knows: partition -> offset.
+    parked: dict[TopicPartition, int] = field(default_factory=dict)
     running: bool = False
 
 
@@ -97,27 +106,51 @@ class ConsumerRunner:
             while not stop.is_set():
                 messages = await consumer.getmany(timeout_ms=self._poll, max_records=self._batch)
                 if messages:
-                    offsets = await self._process(messages, stop)
-                    if offsets is None:
-                        break  # stopped while the database was unavailable: nothing committed
+                    done = await self._process(messages, stop)
+                    if done is None:
+                        break  # stopped before the batch committed: nothing applied
+                    offsets, parked = done
                     await consumer.commit(offsets)
+                    for tp, offset in parked.items():
+                        consumer.pause_at(tp, offset)
+                    self.stats.parked.update(parked)
                     self.stats.batches += 1
                     self.stats.last_batch_at = time.time()
                 self.stats.lag = await consumer.lag()
+                # A partition reassigned elsewhere is parked (or not) at its new owner.
+                owned = consumer.assignment()
+                self.stats.parked = {tp: o for tp, o in self.stats.parked.items() if tp in owned}
         finally:
             self.stats.running = False
+            self.stats.parked = {}
             await consumer.stop()
 
     async def _process(
         self, messages: list[Message], stop: asyncio.Event
-    ) -> dict[TopicPartition, int] | None:
-        envelopes: list[Envelope] = []
-        dead: list[Record] = []
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]] | None:
+        """Apply a batch; returns (offsets to commit, partitions parked at an offset), or None
+        if stopped before the database commit."""
+        decoded: list[tuple[Message, Envelope | DecodeError]] = []
+        parked: dict[TopicPartition, int] = {}
         for m in messages:
             try:
-                envelopes.append(decode(m.value))
+                decoded.append((m, decode(m.value)))
+            except UnknownVersionError as exc:
+                if m.offset < parked.get(m.tp, m.offset + 1):
+                    parked[m.tp] = m.offset
+                    log.error("parking %s[%d] at offset %d until %s is upgraded: %s", m.topic,
+                              m.partition, m.offset, self.group_id, exc)
             except DecodeError as exc:
-                dead.append(self._dead_letter(m, exc))
+                decoded.append((m, exc))
+        envelopes: list[Envelope] = []
+        dead: list[Record] = []
+        for m, result in decoded:
+            if m.offset >= parked.get(m.tp, m.offset + 1):
+                continue  # behind a parked record: read again, in order, after the upgrade
+            if isinstance(result, DecodeError):
+                dead.append(self._dead_letter(m, result))
+            else:
+                envelopes.append(result)
         if dead:
             # Published before the batch commits: at worst a dead letter is recorded twice,
             # never lost, and the partition still moves on.
@@ -126,15 +159,17 @@ class ConsumerRunner:
         offsets: dict[TopicPartition, int] = {}
         for m in messages:
             offsets[m.tp] = max(offsets.get(m.tp, 0), m.offset + 1)
+        # A parked partition's stored position is the parked record itself.
+        offsets.update(parked)
         applied = await self._apply_with_retry(envelopes, offsets, stop)
         if applied is None:
             return None
-        self.stats.consumed += len(messages)
+        self.stats.consumed += len(envelopes) + len(dead)
         self.stats.applied += applied
         self.stats.duplicates += len(envelopes) - applied
         if self._spec.after_commit is not None:
             self._spec.after_commit(envelopes)
-        return offsets
+        return offsets, parked
 
     async def _apply_with_retry(
         self, envelopes: list[Envelope], offsets: dict[TopicPartition, int], stop: asyncio.Event

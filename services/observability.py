@@ -31,6 +31,9 @@ class ConsumerCollector(Collector):
                                 labels=["group", "topic"])
         running = GaugeMetricFamily("motcua_consumer_up", "1 while the consumer loop runs.",
                                     labels=["group"])
+        parked = GaugeMetricFamily("motcua_consumer_parked_partitions",
+                                   "Partitions waiting at an event version newer than this "
+                                   "build knows (upgrade the service).", labels=["group"])
         last = GaugeMetricFamily("motcua_consumer_last_batch_timestamp_seconds",
                                  "When the last batch was committed (Unix time).",
                                  labels=["group"])
@@ -43,6 +46,7 @@ class ConsumerCollector(Collector):
             dead.add_metric([g], s.dead_lettered)
             restarts.add_metric([g], s.restarts)
             running.add_metric([g], 1.0 if s.running else 0.0)
+            parked.add_metric([g], len(s.parked))
             if s.last_batch_at is not None:
                 last.add_metric([g], s.last_batch_at)
             per_topic: dict[str, int] = {}
@@ -50,7 +54,7 @@ class ConsumerCollector(Collector):
                 per_topic[tp.topic] = per_topic.get(tp.topic, 0) + n
             for topic, n in sorted(per_topic.items()):
                 lag.add_metric([g, topic], n)
-        yield from (consumed, applied, dups, dead, restarts, lag, running, last)
+        yield from (consumed, applied, dups, dead, restarts, lag, running, parked, last)
 
 
 class OutboxCollector(Collector):
