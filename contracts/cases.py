@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from contracts.event import Event
 from contracts.types import (
     AgencyCode,
     CaseCode,
@@ -23,7 +24,6 @@ from contracts.types import (
     ShortText,
     TransferMethod,
 )
-from contracts.event import Event
 
 TYPE_PREFIX = "vn.motcua.case."
 

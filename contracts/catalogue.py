@@ -68,7 +68,7 @@ class ProcedureChanged(CatalogueEvent):
 
     procedure_code: ProcedureCode
     name: Text = Field(min_length=1, max_length=1000)
-    field_code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    field_code: str = Field(min_length=1, max_length=40)
     field_name: Text = Field(min_length=1, max_length=300)
     processing_days: int = Field(ge=0, le=365)
     fee_vnd: int = Field(ge=0)

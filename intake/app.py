@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,11 +11,13 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC
+from contracts import CASES_TOPIC, CATALOGUE_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC
 from intake import models
-from intake.api import cases, reference
+from intake.api import admin, cases, reference
+from intake.catalogue import seed_catalogue
 from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
+from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
 from intake.service import IntakeDeps
 from intake.settings import IntakeSettings
 from registry.calendar import WorkingCalendar, default_calendar_dir
@@ -42,7 +45,10 @@ class IntakeComponent:
     ) -> None:
         self.settings = settings
         self.bus = bus
-        self.deps = IntakeDeps(catalogue=catalogue, calendar=calendar, clock=clock,
+        # The data files seed an empty catalogue; from then on intake's database is the truth.
+        self.seed = catalogue
+        self.deps = IntakeDeps(calendar=calendar, clock=clock,
+                               clock_skew=timedelta(seconds=settings.clock_skew_seconds),
                                source=f"/motcua/{settings.service_name}")
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
@@ -69,14 +75,19 @@ class IntakeComponent:
         self.metrics.system_events_rejected.labels(event_type).inc()
 
     def routers(self) -> list[APIRouter]:
-        return [cases.router, reference.router]
+        return [cases.router, reference.router, admin.router]
 
     def topics(self) -> list[str]:
-        return [CASES_TOPIC, ROUTING_TOPIC, DEAD_LETTER_TOPIC]
+        return [CASES_TOPIC, ROUTING_TOPIC, CATALOGUE_TOPIC, DEAD_LETTER_TOPIC]
 
     async def start(self) -> None:
         await asyncio.to_thread(upgrade, self.engine, service="intake",
                                 script_location=MIGRATIONS)
+        await asyncio.to_thread(self._seed)
+
+    def _seed(self) -> None:
+        with transaction(self.engine) as session:
+            seed_catalogue(session=session, deps=self.deps, source=self.seed)
 
     def background(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
         return [self.relay.run(stop), self.consumer.supervise(stop)]
@@ -119,13 +130,15 @@ class IntakeComponent:
         raise AssertionError("unreachable")
 
     def _count(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
-        if "data" not in kwargs:
-            return
-        data = kwargs["data"]
-        if hasattr(data, "channel"):
+        data = kwargs.get("data")
+        if isinstance(data, CaseCreate):
             self.metrics.cases_received.labels(data.channel.value).inc()
             self.metrics.events_recorded.labels("received").inc()
-        else:
+        elif isinstance(data, SubmissionCreate):
+            self.metrics.events_recorded.labels("submitted").inc()
+        elif isinstance(data, EventCreate):
+            if data.type == "received":
+                self.metrics.cases_received.labels("online").inc()
             self.metrics.events_recorded.labels(data.type).inc()
 
     async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:

@@ -1,4 +1,5 @@
-"""Intake's tables: cases (the state it owns), their event history, applicants, sequences."""
+"""Intake's tables: cases (the state it owns), their event history, applicants, sequences,
+and the catalogue versions (registry.store)."""
 
 from datetime import date, datetime
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
+from registry.store import CatalogueStore
 from services.db import UTCDateTime
 from services.outbox import Outbox
 from services.tracking import Tracking
@@ -13,6 +15,8 @@ from services.tracking import Tracking
 PREFIX = "intake"
 OUTBOX = Outbox(PREFIX)
 TRACKING = Tracking(PREFIX)
+# Intake owns the agency registry and procedure catalogue (with history); routing keeps a copy.
+CATALOGUE = CatalogueStore(PREFIX)
 
 
 def _tz(**kw: Any) -> Any:

@@ -1,10 +1,10 @@
 """The shapes intake's API accepts and answers (API.md), separate from its tables."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.types import (
     AgencyCode,
@@ -49,6 +49,40 @@ class CaseCreate(BaseModel):
     )
     return_by_post: bool = False
     applicant: ApplicantIn | None = None
+
+
+class SubmissionCreate(BaseModel):
+    """An application submitted online (status 1), awaiting acceptance at the counter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: UUID | None = Field(default=None, description="Retrying with the same id is a no-op.")
+    case_code: CaseCode | None = Field(default=None, description="Generated when absent.")
+    agency_code: AgencyCode = Field(description="Agency the application is addressed to.")
+    procedure_code: str = Field(max_length=40, description="Must be in the catalogue.")
+    online_level: OnlineLevel = Field(description="partial | full, as the procedure offers.")
+    submitted_at: AwareDatetime | None = Field(
+        default=None, description="RFC 3339 with offset; defaults to now; not in the future."
+    )
+    return_by_post: bool = False
+    applicant: ApplicantIn | None = None
+
+
+class SubmissionReceipt(BaseModel):
+    """The acknowledgement of an online submission: a case code, no due date yet."""
+
+    case_code: str
+    status: int
+    status_name: str
+    agency_code: str
+    agency_name: str
+    procedure_code: str
+    procedure_name: str
+    online_level: str
+    submitted_at: datetime
+    processing_days: int
+    fee_vnd: int
+    allowed_events: list[str]
 
 
 class EventCreate(BaseModel):
@@ -112,6 +146,9 @@ class EventResult(BaseModel):
     status_name: str
     due_date: date | None
     allowed_events: list[str]
+    receipt: CaseReceipt | None = Field(
+        default=None, description="The appointment slip, when the event received the case."
+    )
 
 
 class HistoryItem(BaseModel):
@@ -152,3 +189,50 @@ class CaseDetail(CasePublic):
     result_digitised: bool
     allowed_events: list[str]
     history: list[HistoryItem]
+
+
+# --- the admin API: versions of agencies and procedures ---------------------------------------
+
+AgencyKindStr = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
+Level = Literal["province", "district", "commune"]
+
+
+class ProcedureVersionIn(BaseModel):
+    """A new version of a procedure: the whole procedure as it applies from `effective_from`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=1000)
+    field_code: str = Field(min_length=1, max_length=40)
+    field_name: Text = Field(min_length=1, max_length=300)
+    processing_days: int = Field(ge=0, le=365, description="Working days (N).")
+    fee_vnd: int = Field(ge=0, le=10_000_000_000)
+    online_levels: list[OnlineLevel] = Field(default_factory=list)
+    handling_level: Level
+    handling_chain: list[AgencyKindStr] = Field(
+        min_length=1, max_length=10,
+        description="Kinds of the offices that handle it, in order (several = liên thông).",
+    )
+    effective_from: date | None = Field(
+        default=None, description="Local date it applies from; defaults to today."
+    )
+
+
+class AgencyVersionIn(BaseModel):
+    """A new version of an agency: the whole record as it applies from `effective_from`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=300)
+    level: Level
+    kind: AgencyKindStr
+    parent: AgencyCode | None = None
+    reception: bool = False
+    valid_from: date | None = Field(default=None, description="First day it exists.")
+    valid_to: date | None = Field(default=None, description="Last day it exists.")
+    successor: AgencyCode | None = Field(
+        default=None, description="The unit that took over its territory and open cases."
+    )
+    effective_from: date | None = Field(
+        default=None, description="Local date this version applies from; defaults to today."
+    )

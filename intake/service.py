@@ -19,11 +19,13 @@ from contracts import (
     EVENT_CLASSES,
     CaseEvent,
     CaseReceived,
+    CaseSubmitted,
     new_envelope,
 )
+from contracts.types import OnlineLevel
 from intake import lifecycle
 from intake.codes import format_case_code, next_sequence, parse_case_code
-from intake.models import OUTBOX, Applicant, Case, CaseEventRecord
+from intake.models import CATALOGUE, OUTBOX, Applicant, Case, CaseEventRecord
 from intake.schemas import (
     CaseCreate,
     CaseDetail,
@@ -32,9 +34,12 @@ from intake.schemas import (
     EventCreate,
     EventResult,
     HistoryItem,
+    SubmissionCreate,
+    SubmissionReceipt,
 )
 from registry.calendar import WorkingCalendar, due_date, is_on_time, resolution_days
-from registry.catalogue import Catalogue
+from registry.catalogue import Agency, Catalogue, Procedure
+from registry.store import CatalogueStore
 from services.clock import LOCAL_TZ, Clock
 from services.errors import Conflict, NotFound, ValidationFailed
 
@@ -43,6 +48,7 @@ EXTRA_FIELDS = ("from_office", "to_office", "method", "reason", "amount", "porta
                 "result_digitised", "new_due_date", "rating")
 # Per type: required extra fields, optional ones, and the methods allowed (API.md).
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "received": ((), (), ()),
     "transferred": (("from_office", "to_office", "method"), (), ("electronic", "paper")),
     "supplement_requested": (("reason",), (), ()),
     "supplement_received": ((), (), ()),
@@ -62,11 +68,15 @@ SYSTEM_ONLY = frozenset({"overdue"})
 
 @dataclass(frozen=True)
 class IntakeDeps:
-    catalogue: Catalogue
     calendar: WorkingCalendar
     clock: Clock
+    store: CatalogueStore = CATALOGUE
     clock_skew: timedelta = timedelta(seconds=120)
     source: str = "/motcua/intake"
+
+    def catalogue(self, session: Session) -> Catalogue:
+        """The agency registry and procedure catalogue, with history, as intake stores them."""
+        return self.store.catalogue(session)
 
 
 def _error(field: str, rule: str, message: str) -> ValidationFailed:
@@ -118,51 +128,24 @@ def receive_case(
     if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
         return replayed, False
 
-    agency = deps.catalogue.agency(data.agency_code)
-    if agency is None:
-        raise _error("agency_code", "registered", f"agency {data.agency_code} is not registered")
-    procedure = deps.catalogue.procedure(data.procedure_code)
-    if procedure is None:
-        raise _error("procedure_code", "in_catalogue",
-                     f"procedure {data.procedure_code} is not in the catalogue")
+    catalogue = deps.catalogue(session)
+    received_at = _check_time(deps, "received_at", data.received_at)
+    received_on = _local(received_at)
+    agency, procedure = _lookup(catalogue, data.agency_code, data.procedure_code, received_on)
     if data.channel == "online":
         if data.online_level is None:
             raise _error("online_level", "required_if_online",
                          "online_level (partial | full) is required when channel is online")
-        if procedure.online_levels and data.online_level not in procedure.online_levels:
-            raise _error("online_level", "offered",
-                         f"procedure {procedure.code} is not offered online at level "
-                         f"{data.online_level}; offered: {list(procedure.online_levels)}")
+        _check_offered(procedure, data.online_level)
     elif data.online_level is not None:
         raise _error("online_level", "only_if_online",
                      "online_level is only allowed when channel is online")
-    received_at = _check_time(deps, "received_at", data.received_at)
-    received_on = _local(received_at)
-    if not agency.active_on(received_on):
-        raise _error("agency_code", "active",
-                     f"agency {agency.code} does not exist on {received_on.isoformat()}"
-                     + (f"; its successor is {agency.successor}" if agency.successor else ""))
 
-    if data.case_code is not None:
-        code_agency, _code_day = parse_case_code(data.case_code)
-        if code_agency != agency.code:
-            raise _error("case_code", "agency_prefix",
-                         f"case_code must start with the receiving agency {agency.code}")
-        existing = session.get(Case, data.case_code)
-        if existing is not None:
-            first = session.execute(
-                select(CaseEventRecord).where(
-                    col(CaseEventRecord.case_code) == data.case_code,
-                    col(CaseEventRecord.seq) == 1,
-                )
-            ).scalar_one_or_none()
-            if first is not None and first.type == "received" and first.fingerprint == fingerprint:
-                return first.response, False
-            raise Conflict(f"case {data.case_code} already exists with a different body",
-                           current_status=existing.status)
-        case_code = data.case_code
-    else:
-        case_code = _new_code(session, agency.code, received_on)
+    replayed_first = _supplied_code(session, data.case_code, agency.code, fingerprint,
+                                    first_type="received")
+    if replayed_first is not None:
+        return replayed_first, False
+    case_code = data.case_code or _new_code(session, agency.code, received_on)
 
     due = due_date(calendar=deps.calendar, received_on=received_on,
                    processing_days=procedure.processing_days, pauses=())
@@ -171,7 +154,7 @@ def receive_case(
         case_code=case_code,
         agency_code=agency.code,
         province_code=agency.province,
-        district_code=deps.catalogue.district_of(agency),
+        district_code=catalogue.district_of(agency, on=received_on),
         procedure_code=procedure.code,
         procedure_name=procedure.name,
         field_code=procedure.field_code,
@@ -190,44 +173,168 @@ def receive_case(
     session.add(case)
     if data.applicant is not None:
         session.add(Applicant(case_code=case_code, **data.applicant.model_dump()))
-    receipt = CaseReceipt(
-        case_code=case_code,
-        status=2,
-        status_name=lifecycle.STATUS_NAMES[2],
-        agency_code=agency.code,
-        agency_name=agency.name,
-        procedure_code=procedure.code,
-        procedure_name=procedure.name,
-        field_code=procedure.field_code,
-        channel=case.channel or "",
-        online_level=case.online_level,
-        received_at=received_at,
-        receipt_date=received_on,
-        due_date=due,
-        processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd,
-        fee_required=procedure.fee_vnd > 0,
-        return_by_post=data.return_by_post,
-    ).model_dump(mode="json")
-    payload = CaseReceived(
-        case_code=case_code,
-        occurred_at=received_at,
-        status=2,
-        agency_code=agency.code,
-        province_code=agency.province,
-        district_code=case.district_code,
-        procedure_code=procedure.code,
-        field_code=procedure.field_code,
-        channel=data.channel,
-        online_level=data.online_level,
-        return_by_post=data.return_by_post,
-        processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd,
-        due_date=due,
-    )
+    receipt = _slip(case, agency).model_dump(mode="json")
+    payload = CaseReceived(case_code=case_code, occurred_at=received_at, status=2,
+                           **_received_fields(case))
     _append(session, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint, receipt,
             source=deps.source, seq=1)
     return receipt, True
+
+
+def _lookup(
+    catalogue: Catalogue, agency_code: str, procedure_code: str, on: date
+) -> tuple[Agency, Procedure]:
+    """The agency and the procedure version in force on `on`, or a 422 naming the field."""
+    agency = catalogue.agency(agency_code, on=on)
+    if agency is None:
+        if catalogue.agency(agency_code) is None:
+            raise _error("agency_code", "registered", f"agency {agency_code} is not registered")
+        raise _error("agency_code", "active",
+                     f"agency {agency_code} is not in the registry on {on.isoformat()}")
+    procedure = catalogue.procedure(procedure_code, on=on)
+    if procedure is None:
+        raise _error("procedure_code", "in_catalogue",
+                     f"procedure {procedure_code} is not in the catalogue"
+                     + ("" if catalogue.procedure(procedure_code) is None
+                        else f" on {on.isoformat()}"))
+    if not agency.active_on(on):
+        raise _error("agency_code", "active",
+                     f"agency {agency.code} does not exist on {on.isoformat()}"
+                     + (f"; its successor is {agency.successor}" if agency.successor else ""))
+    return agency, procedure
+
+
+def _check_offered(procedure: Procedure, level: OnlineLevel) -> None:
+    if procedure.online_levels and level not in procedure.online_levels:
+        raise _error("online_level", "offered",
+                     f"procedure {procedure.code} is not offered online at level "
+                     f"{level}; offered: {list(procedure.online_levels)}")
+
+
+def _supplied_code(
+    session: Session, case_code: str | None, agency_code: str, fingerprint: str, *,
+    first_type: str,
+) -> dict[str, Any] | None:
+    """Check a case code the counter supplied; the stored answer if this is a retry."""
+    if case_code is None:
+        return None
+    code_agency, _code_day = parse_case_code(case_code)
+    if code_agency != agency_code:
+        raise _error("case_code", "agency_prefix",
+                     f"case_code must start with the receiving agency {agency_code}")
+    existing = session.get(Case, case_code)
+    if existing is None:
+        return None
+    first = session.execute(
+        select(CaseEventRecord).where(
+            col(CaseEventRecord.case_code) == case_code, col(CaseEventRecord.seq) == 1,
+        )
+    ).scalar_one_or_none()
+    if first is not None and first.type == first_type and first.fingerprint == fingerprint:
+        return first.response
+    raise Conflict(f"case {case_code} already exists with a different body",
+                   current_status=existing.status)
+
+
+def _slip(case: Case, agency: Agency) -> CaseReceipt:
+    """What the appointment slip prints, from the case as received."""
+    assert case.received_at is not None and case.receipt_date is not None
+    assert case.due_date is not None
+    return CaseReceipt(
+        case_code=case.case_code, status=2, status_name=lifecycle.STATUS_NAMES[2],
+        agency_code=agency.code, agency_name=agency.name,
+        procedure_code=case.procedure_code, procedure_name=case.procedure_name,
+        field_code=case.field_code, channel=case.channel or "", online_level=case.online_level,
+        received_at=case.received_at, receipt_date=case.receipt_date, due_date=case.due_date,
+        processing_days=case.processing_days, fee_vnd=case.fee_vnd,
+        fee_required=case.fee_vnd > 0, return_by_post=case.return_by_post,
+    )
+
+
+def _received_fields(case: Case) -> dict[str, Any]:
+    """The attribution and terms a received event carries, copied from the case."""
+    return {
+        "agency_code": case.agency_code, "province_code": case.province_code,
+        "district_code": case.district_code, "procedure_code": case.procedure_code,
+        "field_code": case.field_code, "channel": case.channel,
+        "online_level": case.online_level, "return_by_post": case.return_by_post,
+        "processing_days": case.processing_days, "fee_vnd": case.fee_vnd,
+        "due_date": case.due_date,
+    }
+
+
+# --- online submission ---------------------------------------------------------------------
+
+
+def submit_case(
+    *, session: Session, deps: IntakeDeps, data: SubmissionCreate,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Register a case submitted online (status 1): not yet accepted, no due date yet.
+
+    The reception counter later records `received` on it (the due date is set then, from the
+    procedure version in force on the receipt date) or `refused`; the applicant may withdraw.
+    The case code is taken on the submission date, as the portal prints it at submission.
+    """
+    event_id = str(data.event_id) if data.event_id else idempotency_key
+    fingerprint = _fingerprint(data)
+    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+        return replayed, False
+    catalogue = deps.catalogue(session)
+    submitted_at = _check_time(deps, "submitted_at", data.submitted_at)
+    submitted_on = _local(submitted_at)
+    agency, procedure = _lookup(catalogue, data.agency_code, data.procedure_code, submitted_on)
+    if not procedure.online_levels:
+        raise _error("procedure_code", "offered_online",
+                     f"procedure {procedure.code} is not offered online")
+    _check_offered(procedure, data.online_level)
+    replayed_first = _supplied_code(session, data.case_code, agency.code, fingerprint,
+                                    first_type="submitted")
+    if replayed_first is not None:
+        return replayed_first, False
+    case_code = data.case_code or _new_code(session, agency.code, submitted_on)
+    case = Case(
+        case_code=case_code, agency_code=agency.code, province_code=agency.province,
+        district_code=catalogue.district_of(agency, on=submitted_on),
+        procedure_code=procedure.code, procedure_name=procedure.name,
+        field_code=procedure.field_code, channel="online",
+        online_level=data.online_level.value, return_by_post=data.return_by_post, status=1,
+        submitted_at=submitted_at, processing_days=procedure.processing_days,
+        fee_vnd=procedure.fee_vnd, updated_at=deps.clock(), event_count=1,
+    )
+    session.add(case)
+    if data.applicant is not None:
+        session.add(Applicant(case_code=case_code, **data.applicant.model_dump()))
+    answer = SubmissionReceipt(
+        case_code=case_code, status=1, status_name=lifecycle.STATUS_NAMES[1],
+        agency_code=agency.code, agency_name=agency.name, procedure_code=procedure.code,
+        procedure_name=procedure.name, online_level=data.online_level.value,
+        submitted_at=submitted_at, processing_days=procedure.processing_days,
+        fee_vnd=procedure.fee_vnd, allowed_events=_public_allowed(1),
+    ).model_dump(mode="json")
+    payload = CaseSubmitted(case_code=case_code, occurred_at=submitted_at, status=1,
+                            agency_code=agency.code, procedure_code=procedure.code,
+                            online_level=data.online_level)
+    _append(session, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint, answer,
+            source=deps.source, seq=1)
+    return answer, True
+
+
+def _receive_submitted(
+    catalogue: Catalogue, deps: IntakeDeps, case: Case, at: datetime
+) -> dict[str, Any]:
+    """Accept an online submission: the terms in force on the receipt date, and a due date."""
+    day = _local(at)
+    agency, procedure = _lookup(catalogue, case.agency_code, case.procedure_code, day)
+    case.received_at = at
+    case.receipt_date = day
+    case.district_code = catalogue.district_of(agency, on=day)
+    case.procedure_name = procedure.name
+    case.processing_days = procedure.processing_days
+    case.fee_vnd = procedure.fee_vnd
+    case.due_date = due_date(calendar=deps.calendar, received_on=day,
+                             processing_days=procedure.processing_days, pauses=())
+    return _received_fields(case)
 
 
 def _new_code(session: Session, agency_code: str, day: date) -> str:
@@ -256,7 +363,8 @@ def record_event(
     if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
         return replayed, False
     system = source is not None and source != deps.source
-    _check_fields(deps, data, system=system)
+    catalogue = deps.catalogue(session)
+    _check_fields(catalogue, data, system=system)
     occurred_at = _check_time(deps, "occurred_at", data.occurred_at)
 
     case = _lock_case(session, case_code)
@@ -269,7 +377,7 @@ def record_event(
     if started is not None and occurred_at < started:
         raise _error("occurred_at", "after_receipt",
                      f"occurred_at is before the case was received ({started.isoformat()})")
-    extra = _apply(deps, case, data, occurred_at)
+    extra = _apply(deps, catalogue, case, data, occurred_at)
     case.status = new_status
     case.updated_at = deps.clock()
     case.event_count += 1
@@ -284,6 +392,7 @@ def record_event(
         status_name=lifecycle.STATUS_NAMES[new_status],
         due_date=case.due_date,
         allowed_events=_public_allowed(new_status),
+        receipt=_slip(case, _agency_of(catalogue, case)) if data.type == "received" else None,
     )
     eid = event_id or str(uuid.uuid4())
     response = result.model_copy(update={"event_id": eid}).model_dump(mode="json")
@@ -291,6 +400,12 @@ def record_event(
             source=source or deps.source, seq=case.event_count)
     session.add(case)
     return response, True
+
+
+def _agency_of(catalogue: Catalogue, case: Case) -> Agency:
+    agency = catalogue.agency(case.agency_code, on=case.receipt_date)
+    assert agency is not None, "checked when the case was received"
+    return agency
 
 
 def _public_allowed(status: int) -> list[str]:
@@ -314,10 +429,10 @@ def _lock_case(session: Session, case_code: str) -> Case | None:
     ).scalar_one_or_none()
 
 
-def _check_fields(deps: IntakeDeps, data: EventCreate, *, system: bool) -> None:
+def _check_fields(catalogue: Catalogue, data: EventCreate, *, system: bool) -> None:
     if data.type in SYSTEM_ONLY and not system:
         raise _error("type", "system_only", f"'{data.type}' events are raised by motcua itself")
-    if data.type in ("received", "submitted"):
+    if data.type == "submitted":
         return  # refused by the state machine with a 409 naming the status
     required, optional, methods = RULES.get(data.type, ((), (), ()))
     errors = []
@@ -337,7 +452,7 @@ def _check_fields(deps: IntakeDeps, data: EventCreate, *, system: bool) -> None:
                        "message": "portal is only given for online payments"})
     for name in ("from_office", "to_office"):
         code = getattr(data, name)
-        if code is not None and deps.catalogue.agency(code) is None:
+        if code is not None and catalogue.agency(code) is None:
             errors.append({"field": name, "rule": "registered",
                            "message": f"agency {code} is not registered"})
     if errors:
@@ -346,10 +461,14 @@ def _check_fields(deps: IntakeDeps, data: EventCreate, *, system: bool) -> None:
         )
 
 
-def _apply(deps: IntakeDeps, case: Case, data: EventCreate, at: datetime) -> dict[str, Any]:
+def _apply(
+    deps: IntakeDeps, catalogue: Catalogue, case: Case, data: EventCreate, at: datetime
+) -> dict[str, Any]:
     """Update the case for the event and return the payload's event-specific fields."""
     day = _local(at)
     t = data.type
+    if t == "received":
+        return _receive_submitted(catalogue, deps, case, at)
     if t == "transferred":
         return {"from_office": data.from_office, "to_office": data.to_office,
                 "method": data.method}

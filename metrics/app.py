@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, Envelope
-from metrics import models
+from metrics import dashboard, models
 from metrics.api import kpis
 from metrics.metrics import KpiGaugeCollector, MetricsMetrics
 from metrics.projection import apply_batch
@@ -58,7 +58,7 @@ class MetricsComponent:
             self.metrics.freshness.observe(max(0.0, now - e.time.timestamp()))
 
     def routers(self) -> list[APIRouter]:
-        return [kpis.router]
+        return [kpis.router, dashboard.router]
 
     def topics(self) -> list[str]:
         return [CASES_TOPIC, DEAD_LETTER_TOPIC]

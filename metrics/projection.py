@@ -31,6 +31,7 @@ from metrics.models import ProjectedCase
 from metrics.periods import LIVE, local_date, periods_of
 
 CLOSED = frozenset({3, 7, 8, 9, 10})
+DISTRICTS_ABOLISHED = date(2025, 7, 1)
 SATISFIED = frozenset({"satisfied", "very_satisfied"})
 Key = tuple[str, str, str]  # (counter name, scope, period)
 
@@ -80,16 +81,19 @@ def apply_event(event: CaseEvent, cases: dict[str, ProjectedCase], delta: Delta)
     if isinstance(event, CaseReceived):
         if event.case_code in cases:
             return
+        day = local_date(event.occurred_at)
         case = ProjectedCase(
             case_code=event.case_code, agency_code=event.agency_code,
-            province_code=event.province_code, district_code=event.district_code,
+            province_code=event.province_code,
+            # Districts were abolished on 2025-07-01: later cases count for no district, even
+            # at a unit (a land registry branch) that still carries a district's name.
+            district_code=event.district_code if day < DISTRICTS_ABOLISHED else None,
             field_code=event.field_code, procedure_code=event.procedure_code,
             channel=event.channel.value,
             online_level=event.online_level.value if event.online_level else None,
             received_at=event.occurred_at, status=2,
         )
         cases[event.case_code] = case
-        day = local_date(event.occurred_at)
         delta.add(case, day, "received")
         if case.channel == "online":
             delta.add(case, day, "received_online")

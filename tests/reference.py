@@ -137,10 +137,13 @@ def due_date(case: dict[str, Any], upto: datetime | None = None) -> date:
 
 def resolution(case: dict[str, Any]) -> tuple[datetime, bool, int] | None:
     """(resolved at, on time, working days taken) for a resolved case."""
-    resolved = next((e for e in case["events"] if e["type"] == "resolved"), None)
-    if resolved is None:
+    at = next((i for i, e in enumerate(case["events"]) if e["type"] == "resolved"), None)
+    if at is None:
         return None
-    before = [e for e in case["events"] if e["occurred_at"] <= resolved["occurred_at"]]
+    resolved = case["events"][at]
+    # What was recorded on the case before its resolution (routing's transfers carry the time
+    # routing sent them, which may be later than a back-dated resolution posted after them).
+    before = case["events"][:at]
     requests = sum(1 for e in before if e["type"] == "supplement_requested")
     apologised = any(e["type"] == "apology_issued" for e in before)
     resolved_on = local(resolved["occurred_at"])
@@ -236,8 +239,8 @@ def counters(cases: Iterable[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
                or (e["type"] == "resolved" and (e.get("details") or {}).get("result_digitised"))
                for e in case["events"]):
             add(case, resolved_at, "resolved_digitised")
-        transfers = [e for e in case["events"]
-                     if e["type"] == "transferred" and e["occurred_at"] <= resolved_at]
+        upto = next(i for i, e in enumerate(case["events"]) if e["type"] == "resolved")
+        transfers = [e for e in case["events"][:upto] if e["type"] == "transferred"]
         if transfers:
             add(case, resolved_at, "resolved_with_transfer")
             if all(e["method"] == "electronic" for e in transfers):

@@ -17,6 +17,8 @@ from intake.schemas import (
     CaseReceipt,
     EventCreate,
     EventResult,
+    SubmissionCreate,
+    SubmissionReceipt,
 )
 from intake.uow import IntakeDep
 from services.errors import MotcuaError, ValidationFailed
@@ -39,6 +41,20 @@ async def receive_case(
 ) -> dict[str, Any]:
     body, created = await intake.write(
         service.receive_case, data=data, idempotency_key=idempotency_key
+    )
+    response.status_code = 201 if created else 200
+    return body
+
+
+@router.post("/submissions", status_code=201, response_model=SubmissionReceipt,
+             responses=PROBLEMS, summary="Register an online submission (status 1, mới đăng ký)")
+async def submit_case(
+    data: SubmissionCreate, intake: IntakeDep, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """The counter then records `received` (sets the due date) or `refused` on the case."""
+    body, created = await intake.write(
+        service.submit_case, data=data, idempotency_key=idempotency_key
     )
     response.status_code = 201 if created else 200
     return body

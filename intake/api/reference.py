@@ -1,20 +1,53 @@
-"""Reference data: the agency registry and the procedure catalogue (paginated, filterable)."""
+"""Reference data: the agency registry and the procedure catalogue (paginated, filterable).
 
-from dataclasses import asdict
+Each entry is shown in the version in force on `on` (default: today, local). With `on`, the
+agency list holds only the units that existed that day, so `on=2025-06-30` shows the
+three-level structure (province, district, commune) and `on=2025-07-01` the two-level one.
+"""
+
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlmodel import Session
 
+from intake.service import IntakeDeps
 from intake.uow import IntakeDep
+from registry.store import agency_to_dict, procedure_to_dict
+from services.clock import LOCAL_TZ
 
 router = APIRouter(prefix="/v1", tags=["reference"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
+On = Annotated[date | None, Query(description="Local date; default today.")]
 
 
 def _page(items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
     return {"total": len(items), "limit": limit, "offset": offset,
             "items": items[offset : offset + limit]}
+
+
+def _agencies(*, session: Session, deps: IntakeDeps, on: date | None,
+              **filters: str | None) -> list[dict[str, Any]]:
+    day = on or deps.clock().astimezone(LOCAL_TZ).date()
+    agencies = deps.catalogue(session).agencies_on(day).values()
+    return [
+        agency_to_dict(a) for a in sorted(agencies, key=lambda a: a.code)
+        if (on is None or a.active_on(on))
+        and all(v is None or getattr(a, k) == v for k, v in filters.items())
+    ]
+
+
+def _procedures(*, session: Session, deps: IntakeDeps, on: date | None, field: str | None,
+                online_level: str | None) -> list[dict[str, Any]]:
+    day = on or deps.clock().astimezone(LOCAL_TZ).date()
+    catalogue = deps.catalogue(session)
+    current = (catalogue.procedure(code, on=day) for code in catalogue.procedure_history)
+    return [
+        procedure_to_dict(p) for p in sorted((p for p in current if p), key=lambda p: p.code)
+        if (field is None or p.field_code == field)
+        and (online_level is None or online_level in p.online_levels)
+    ]
 
 
 @router.get("/agencies", summary="The agency registry")
@@ -24,17 +57,12 @@ async def list_agencies(
     level: Annotated[str | None, Query(pattern="^(province|district|commune)$")] = None,
     parent: str | None = None,
     kind: str | None = None,
+    on: On = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    items = [
-        asdict(a)
-        for a in sorted(intake.deps.catalogue.agencies.values(), key=lambda a: a.code)
-        if (province is None or a.province == province)
-        and (level is None or a.level == level)
-        and (parent is None or a.parent == parent)
-        and (kind is None or a.kind == kind)
-    ]
+    items = await intake.read(_agencies, deps=intake.deps, on=on, province=province,
+                              level=level, parent=parent, kind=kind)
     return _page(items, limit, offset)
 
 
@@ -43,13 +71,10 @@ async def list_procedures(
     intake: IntakeDep,
     field: str | None = None,
     online_level: Annotated[str | None, Query(pattern="^(partial|full)$")] = None,
+    on: On = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    items = [
-        asdict(p)
-        for p in sorted(intake.deps.catalogue.procedures.values(), key=lambda p: p.code)
-        if (field is None or p.field_code == field)
-        and (online_level is None or online_level in p.online_levels)
-    ]
+    items = await intake.read(_procedures, deps=intake.deps, on=on, field=field,
+                              online_level=online_level)
     return _page(items, limit, offset)

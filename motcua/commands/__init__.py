@@ -5,4 +5,5 @@
 MODULES = [
     "motcua.commands.run",
     "motcua.commands.simulate",
+    "motcua.commands.deadletters",
 ]

@@ -3,6 +3,9 @@
 Records are appended to a durable log (keyed partitions chosen with Kafka's own partitioner),
 consumer groups keep committed offsets, and a restart resumes where each group stopped. One
 process owns the log, so offsets are allocated in memory under a lock and written with the batch.
+An occasional second writer (`motcua deadletters replay` beside a running `motcua up`) is
+tolerated: a clash on an offset reloads the log's ends and retries, and an idle consumer looks
+for records appended by another process about once a second.
 """
 
 import asyncio
@@ -27,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from services.bus.base import Message, PositionLoader, Record, TopicPartition
 from services.db import make_engine
@@ -77,6 +81,7 @@ class EmbeddedBus:
         self._partitioner = DefaultPartitioner()
         # Bumped on every append, so a consumer that found nothing knows whether to wait.
         self.generation = 0
+        self._refreshed_at = 0.0
 
     @property
     def engine(self) -> Engine:
@@ -93,16 +98,35 @@ class EmbeddedBus:
         with self.engine.connect() as conn:
             for topic, partitions in conn.execute(select(bus_topics)):
                 self._topics[topic] = partitions
+        for tp, end in self._read_ends().items():
+            self._next[tp] = end
+            # A log written before bus_topics existed: at least the configured count.
+            self._topics[tp.topic] = max(self._topics.get(tp.topic, self._partitions),
+                                         tp.partition + 1)
+        self._stored_topics = set(self._topics)
+
+    def _read_ends(self) -> dict[TopicPartition, int]:
+        with self.engine.connect() as conn:
             rows = conn.execute(
                 select(bus_log.c.topic, bus_log.c.partition, func.max(bus_log.c.offset)).group_by(
                     bus_log.c.topic, bus_log.c.partition
                 )
             )
-            for topic, partition, last in rows:
-                self._next[TopicPartition(topic, partition)] = last + 1
-                # A log written before bus_topics existed: at least the configured count.
-                self._topics[topic] = max(self._topics.get(topic, self._partitions), partition + 1)
-        self._stored_topics = set(self._topics)
+            return {TopicPartition(t, p): last + 1 for t, p, last in rows}
+
+    async def refresh(self, *, every_s: float = 1.0) -> None:
+        """Notice records another process appended (at most every `every_s`)."""
+        if time.monotonic() - self._refreshed_at < every_s:
+            return
+        self._refreshed_at = time.monotonic()
+        async with self._lock:
+            ends = await asyncio.to_thread(self._read_ends)
+            grown = {tp: e for tp, e in ends.items() if e > self._next.get(tp, 0)}
+            self._next.update(grown)
+        if grown:
+            async with self._appended:
+                self.generation += 1
+                self._appended.notify_all()
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -141,31 +165,41 @@ class EmbeddedBus:
         if not records:
             return
         async with self._lock:
-            now = int(time.time() * 1000)
-            rows = []
-            allocated: dict[TopicPartition, int] = {}
-            for r in records:
-                n = self.partitions_for(r.topic)
-                part = self._partitioner(r.key, list(range(n)), list(range(n)))
-                tp = TopicPartition(r.topic, part)
-                offset = allocated.get(tp, self._next.get(tp, 0))
-                allocated[tp] = offset + 1
-                rows.append(
-                    {
-                        "topic": r.topic,
-                        "partition": part,
-                        "offset": offset,
-                        "key": r.key,
-                        "value": r.value,
-                        "headers": orjson.dumps([[k, v.hex()] for k, v in r.headers]),
-                        "timestamp_ms": now,
-                    }
-                )
-            await asyncio.to_thread(self._append, rows)
+            try:
+                allocated = await self._publish_locked(records)
+            except IntegrityError:
+                # Another process appended to one of these partitions: take its ends, retry.
+                ends = await asyncio.to_thread(self._read_ends)
+                self._next.update({tp: max(e, self._next.get(tp, 0)) for tp, e in ends.items()})
+                allocated = await self._publish_locked(records)
             self._next.update(allocated)
         async with self._appended:
             self.generation += 1
             self._appended.notify_all()
+
+    async def _publish_locked(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        now = int(time.time() * 1000)
+        rows = []
+        allocated: dict[TopicPartition, int] = {}
+        for r in records:
+            n = self.partitions_for(r.topic)
+            part = self._partitioner(r.key, list(range(n)), list(range(n)))
+            tp = TopicPartition(r.topic, part)
+            offset = allocated.get(tp, self._next.get(tp, 0))
+            allocated[tp] = offset + 1
+            rows.append(
+                {
+                    "topic": r.topic,
+                    "partition": part,
+                    "offset": offset,
+                    "key": r.key,
+                    "value": r.value,
+                    "headers": orjson.dumps([[k, v.hex()] for k, v in r.headers]),
+                    "timestamp_ms": now,
+                }
+            )
+        await asyncio.to_thread(self._append, rows)
+        return allocated
 
     def _append(self, rows: list[dict[str, object]]) -> None:
         with self.engine.begin() as conn:
@@ -283,7 +317,8 @@ class EmbeddedConsumer:
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-            await self._bus.wait_for_append(seen, remaining)
+            await self._bus.refresh()
+            await self._bus.wait_for_append(seen, min(remaining, 1.0))
 
     def _fetch(self, max_records: int) -> list[Message]:
         out: list[Message] = []

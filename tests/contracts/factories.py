@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic.fields import FieldInfo
 
-from contracts import CaseEvent, Envelope, new_envelope
+from contracts import Envelope, Event, new_envelope
 
-E = TypeVar("E", bound=CaseEvent)
+E = TypeVar("E", bound=Event)
 
 ICT = timezone(timedelta(hours=7), "ICT")
 CASE_CODE = "000.00.12.H29-250702-0042"
@@ -41,6 +41,20 @@ SAMPLES: dict[str, Any] = {
     "result_digitised": True,
     "on_time": True,
     "resolution_days": 12,
+    # catalogue events (contracts.catalogue)
+    "version": 2,
+    "effective_from": date(2025, 7, 1),
+    "name": "Ủy ban nhân dân xã Hoằng Hóa",
+    "kind": "ubnd-xa",
+    "parent": "000.00.00.H29",
+    "province": "H29",
+    "reception": True,
+    "valid_from": date(2025, 7, 1),
+    "valid_to": date(2030, 12, 31),
+    "successor": "000.00.61.H29",
+    "field_name": "Hộ tịch",
+    "online_levels": ("partial", "full"),
+    "handling_chain": ("ubnd-xa", "cong-an", "bhxh"),
 }
 
 
@@ -54,7 +68,7 @@ def _enum_of(annotation: Any) -> type[Enum] | None:
     return None
 
 
-def _sample(cls: type[CaseEvent], name: str, field: FieldInfo) -> Any:
+def _sample(cls: type[Event], name: str, field: FieldInfo) -> Any:
     if name in SAMPLES:
         return SAMPLES[name]
     enum = _enum_of(field.annotation)
@@ -69,7 +83,7 @@ def make_event(cls: type[E], **overrides: Any) -> E:
     return cls(**{**values, **overrides})
 
 
-def make_envelope(cls: type[CaseEvent], **overrides: Any) -> Envelope:
+def make_envelope(cls: type[Event], **overrides: Any) -> Envelope:
     return new_envelope(
         make_event(cls, **overrides), source="/motcua/test",
         event_id=f"evt-{cls.NAME}", time=datetime(2025, 7, 2, 9, 31, 5, 123456, tzinfo=ICT),

@@ -44,7 +44,7 @@ def knows_next_version(event_cls: type[CaseEvent]) -> Iterator[None]:
 
 def main(argv: list[str]) -> None:
     name, rest = argv[0], argv[1:]
-    install(next(c for c in EVENT_CLASSES if c.NAME == name))
+    install(next(c for c in EVENT_CLASSES if name == c.NAME))
     from motcua.cli import main as motcua
 
     motcua(rest)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -22,6 +23,7 @@ from services.bus.kafka import KafkaBus
 from services.consumer import ConsumerRunner, ConsumerSpec
 from services.db import make_engine
 from services.tracking import Tracking
+from tests.faults.upgraded import knows_next_version
 from tests.services.test_bus import (
     PARTITIONS,
     BusEnv,
@@ -254,12 +256,12 @@ async def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on
     code = case_code(7)
     before, after = transferred(code, 0), transferred(code, 2)
     key, value, headers = encode(transferred(code, 1))
-    newer = orjson.loads(value)
-    newer["dataversion"] = 99
-    newer_value = orjson.dumps(newer)
+    invalid = orjson.loads(value)
+    invalid["data"]["method"] = "teleport"
+    invalid_value = orjson.dumps(invalid)
     bad = [
         Record(env.topic, key, b"not json", (("trace", b"\x01\x02"),)),
-        Record(env.topic, key, newer_value, tuple(headers)),
+        Record(env.topic, key, invalid_value, tuple(headers)),
     ]
     async with env.bus.started() as bus:
         await bus.ensure_topics([env.topic, env.dead_letter_topic])
@@ -275,8 +277,8 @@ async def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on
     assert db.positions(runner.group_id) == {partition: 4}
 
     by_value = {m.value: m for m in dead}
-    assert set(by_value) == {b"not json", newer_value}
-    expected = {b"not json": ("undecodable", 1), newer_value: ("unknown_version", 2)}
+    assert set(by_value) == {b"not json", invalid_value}
+    expected = {b"not json": ("undecodable", 1), invalid_value: ("undecodable", 2)}
     for value_, (code_, offset) in expected.items():
         m = by_value[value_]
         assert m.key == key
@@ -292,3 +294,60 @@ async def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on
         assert reason["group_id"] == runner.group_id
     # The original headers travel with the dead letter, before the reason.
     assert by_value[b"not json"].headers[0] == ("trace", b"\x01\x02")
+
+
+def partition_of(code: str) -> int:
+    every = list(range(PARTITIONS))
+    return int(DefaultPartitioner()(code.encode(), every, every))
+
+
+def newer_version(env: Envelope) -> bytes:
+    """The same event as a build one version ahead of this one would write it."""
+    raw = orjson.loads(encode(env)[1])
+    raw["dataversion"] += 1
+    return orjson.dumps(raw)
+
+
+@sync
+async def test_newer_version_parks_its_partition_until_an_upgraded_consumer_reads_it(
+    env: RunnerEnv,
+) -> None:
+    db = env.make_projection()
+    parked_code = case_code(1)
+    other_code = next(case_code(n) for n in range(2, 100)
+                      if partition_of(case_code(n)) != partition_of(parked_code))
+    before, early, after = (transferred(parked_code, n) for n in range(3))
+    others = [transferred(other_code, n) for n in range(4)]
+    key = parked_code.encode()
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        await bus.publish([
+            record(env.topic, before),
+            Record(env.topic, key, newer_version(early), tuple(encode(early)[2])),
+            record(env.topic, after),
+            *(record(env.topic, e) for e in others[:3]),
+        ])
+        parked_tp = TopicPartition(env.topic, partition_of(parked_code))
+        old = env.runner(bus, db)
+        await run_until(
+            old, lambda: len(db.applied_ids()) == 4 and old.stats.parked == {parked_tp: 1})
+        # Later batches leave the parked record and what follows it alone.
+        await bus.publish([record(env.topic, others[3])])
+        await run_until(
+            old, lambda: len(db.applied_ids()) == 5 and old.stats.parked == {parked_tp: 1})
+        assert old.stats.dead_lettered == 0
+        # Neither dropped nor applied out of order: the case's later event waits too.
+        case_ids = {before.id, early.id, after.id}
+        assert [i for i in db.applied_ids() if i in case_ids] == [before.id]
+        assert db.positions(old.group_id)[parked_tp] == 1
+
+    with knows_next_version(Transferred):
+        async with env.bus.started() as bus:
+            upgraded = env.runner(bus, db)
+            await run_until(upgraded, lambda: len(db.applied_ids()) == 7)
+        assert upgraded.stats.parked == {}
+
+    ids = db.applied_ids()
+    assert [i for i in ids if i in case_ids] == [before.id, early.id, after.id]
+    assert sorted(ids) == sorted(e.id for e in [before, early, after, *others])
+    assert upgraded.stats.duplicates == 0

@@ -1,0 +1,106 @@
+"""Shared bench plumbing: servers in subprocesses, free ports, results, machine description."""
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = line.split(":")[1].strip()
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip()
+                   for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": sys.version.split()[0],
+            "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}
+
+
+def wait_http(url: str, timeout: float = 90,
+              proc: "subprocess.Popen[bytes] | None" = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was ready")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+@contextmanager
+def server(cmd: Sequence[str], ready_url: str, env: dict[str, str] | None = None,
+           log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    full_env = {**os.environ, **(env or {})}
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(list(cmd), env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                            cwd=ROOT)
+    try:
+        wait_http(ready_url, proc=proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def quantiles(samples: Sequence[float]) -> dict[str, float]:
+    s = sorted(samples)
+    if not s:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, int(p * len(s)))]
+    return {"p50": q(0.5), "p99": q(0.99), "max": s[-1], "mean": statistics.fmean(s)}
+
+
+def save(name: str, figures: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "machine": machine(), **figures}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

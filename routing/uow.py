@@ -1,0 +1,15 @@
+"""FastAPI dependency giving routes routing's runtime."""
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+if TYPE_CHECKING:
+    from routing.app import RoutingComponent
+
+
+def get_routing(request: Request) -> "RoutingComponent":
+    return request.app.state.components["routing"]
+
+
+RoutingDep = Annotated["RoutingComponent", Depends(get_routing)]

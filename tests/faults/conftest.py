@@ -1,0 +1,126 @@
+"""The fault suite's own Kafka broker and PostgreSQL: it kills and restarts them, so it never
+touches the shared instances other test runs use (scripts/kafka.sh and scripts/postgres.sh on
+other ports, data under this session's temporary directories; stopped and removed at the end).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_three_processes import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACT = REPO / "test-artifacts" / "faults.json"
+
+
+@dataclass
+class Infra:
+    kafka_env: dict[str, str]
+    pg_env: dict[str, str]
+    kafka: str
+    pg_admin_url: str
+    pg_root: Path
+
+    def _script(self, script: str, action: str, env: dict[str, str], timeout: float = 180) -> None:
+        run = subprocess.run(["bash", str(REPO / "scripts" / script), action],
+                             env={**os.environ, **env}, capture_output=True, text=True,
+                             timeout=timeout, check=False)
+        if run.returncode != 0:
+            raise AssertionError(f"{script} {action} failed:\n{run.stdout}\n{run.stderr}")
+
+    def kafka_kill(self) -> None:
+        self._script("kafka.sh", "kill", self.kafka_env)
+
+    def kafka_start(self) -> None:
+        self._script("kafka.sh", "start", self.kafka_env)
+
+    def postgres_restart(self) -> None:
+        self._script("postgres.sh", "restart", self.pg_env)
+
+
+def _free_pair() -> tuple[int, int]:
+    while True:
+        a, b = free_port(), free_port()
+        if a != b:
+            return a, b
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    if os.environ.get("MOTCUA_SKIP_FAULTS"):
+        pytest.skip("MOTCUA_SKIP_FAULTS is set")
+    base = tmp_path_factory.mktemp("faults-infra")
+    kafka_port, controller_port = _free_pair()
+    pg_port = free_port()
+    kafka_env = {"KAFKA_PORT": str(kafka_port), "KAFKA_CONTROLLER_PORT": str(controller_port),
+                 "KAFKA_RUN_DIR": str(base / "kafka"), "KAFKA_DATA_DIR": str(base / "kafka" / "data"),
+                 "KAFKA_HEAP_OPTS": "-Xmx384m -Xms128m"}
+    # The cluster owner (postgres, when tests run as root) must reach its directory: not
+    # under pytest's 0700 temporary root.
+    pg_root = Path("/var/tmp") / f"motcua-faults-pg-{uuid.uuid4().hex[:10]}"
+    pg_env = {"PGPORT": str(pg_port), "PG_ROOT_DIR": str(pg_root)}
+    infra = Infra(kafka_env, pg_env, f"127.0.0.1:{kafka_port}",
+                  f"postgresql+psycopg://motcua:motcua@127.0.0.1:{pg_port}/motcua", pg_root)
+    # Both start at once: the broker's JVM and initdb overlap.
+    starts = [
+        subprocess.Popen(["bash", str(REPO / "scripts" / s), "start"], env={**os.environ, **e},
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for s, e in (("kafka.sh", kafka_env), ("postgres.sh", pg_env))
+    ]
+    try:
+        for p in starts:
+            out, _ = p.communicate(timeout=240)
+            if p.returncode != 0:
+                raise AssertionError(f"starting the fault suite's infrastructure failed:\n{out}")
+        yield infra
+    finally:
+        for p in starts:
+            if p.poll() is None:
+                p.kill()
+        subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "kill"],
+                       env={**os.environ, **kafka_env}, capture_output=True, check=False)
+        subprocess.run(["bash", str(REPO / "scripts" / "postgres.sh"), "stop"],
+                       env={**os.environ, **pg_env}, capture_output=True, check=False)
+        shutil.rmtree(pg_root, ignore_errors=True)
+
+
+@dataclass
+class Figures:
+    """Per scenario: events sent, accepted, lost, duplicated (and anything else worth showing);
+    printed in pytest's summary and written to test-artifacts/faults.json."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="session")
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    figs = Figures()
+    yield figs
+    if not figs.rows:
+        return
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps(figs.rows, indent=2, sort_keys=True))
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest, figures: Figures) -> Any:
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def write(name: str, row: dict[str, Any]) -> None:
+        figures.rows[name] = row
+        line = f"[faults] {name}: " + ", ".join(f"{k}={v}" for k, v in row.items())
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(line)
+        else:
+            print(line)
+
+    return write
