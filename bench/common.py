@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,10 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     cpu = ""
-    try:
+    with suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip()
                    for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {"cpus": os.cpu_count(), "cpu": cpu, "memory": mem, "python": sys.version.split()[0],
             "platform": platform.platform(), "load_avg_at_start": os.getloadavg()}
 

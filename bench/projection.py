@@ -1,0 +1,119 @@
+"""Bench 2: the metrics projection consuming from Kafka into PostgreSQL, events/s, against a
+bare aiokafka consumer that only decodes the same messages.
+
+Needs the broker and PostgreSQL of scripts/kafka.sh and scripts/postgres.sh.
+Run: .venv/bin/python -m bench.projection [--cases 40000]
+"""
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from bench.common import peak_rss_mb, save
+from bench.synthetic import case_events
+from contracts import CASES_TOPIC, decode, encode
+from metrics.app import MetricsComponent
+from metrics.settings import MetricsSettings
+from services.bus.base import Record
+from services.bus.kafka import KafkaBus
+
+KAFKA = os.environ.get("MOTCUA_BENCH_KAFKA", "127.0.0.1:9092")
+PG = os.environ.get("MOTCUA_BENCH_DATABASE_URL",
+                    "postgresql+psycopg://motcua:motcua@127.0.0.1:5433/motcua")
+
+
+def fresh_database() -> str:
+    name = f"motcua_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG.rsplit("/", 1)[0] + "/" + name
+
+
+async def produce(prefix: str, cases: int) -> int:
+    bus = KafkaBus(KAFKA, partitions=6)
+    await bus.start()
+    await bus.ensure_topics([prefix + CASES_TOPIC])
+    n, batch = 0, []
+    for env in case_events(cases):
+        key, value, headers = encode(env)
+        batch.append(Record(prefix + CASES_TOPIC, key, value, tuple(headers)))
+        if len(batch) >= 5000:
+            await bus.publish(batch)
+            n += len(batch)
+            batch = []
+    await bus.publish(batch)
+    await bus.close()
+    return n + len(batch)
+
+
+async def bare_consumer(topic: str, total: int) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"bare-{uuid.uuid4()}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen, started = 0, time.perf_counter()
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in batches.values():
+                for r in records:
+                    decode(r.value or b"")
+                    seen += 1
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+async def motcua_projection(prefix: str, total: int, batch: int) -> tuple[float, str]:
+    url = fresh_database()
+    settings = MetricsSettings(kafka_bootstrap_servers=KAFKA, database_url=url,
+                               topic_prefix=prefix, consumer_batch_size=batch)
+    bus = KafkaBus(KAFKA)
+    await bus.start()
+    component = MetricsComponent(settings, bus=bus, registry=CollectorRegistry())
+    await component.start()
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(component.consumer.supervise(stop))
+    while component.consumer.stats.consumed < total:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    await component.stop()
+    await bus.close()
+    return total / elapsed, url
+
+
+def run(cases: int, batch: int) -> dict[str, Any]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    total = asyncio.run(produce(prefix, cases))
+    bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
+    ours, _url = asyncio.run(motcua_projection(prefix, total, batch))
+    return {"events": total, "batch_size": batch, "bare_consumer_events_per_s": bare,
+            "projection_events_per_s": ours, "ratio": ours / bare,
+            "peak_rss_mb": peak_rss_mb(os.getpid())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=40_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    r = run(args.cases, args.batch)
+    print(f"events {r['events']}: bare consumer {r['bare_consumer_events_per_s']:.0f}/s, "
+          f"projection {r['projection_events_per_s']:.0f}/s, ratio {r['ratio']:.3f}, "
+          f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    save("projection", r)
+
+
+if __name__ == "__main__":
+    main()
