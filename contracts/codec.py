@@ -78,7 +78,9 @@ def decode(value: bytes) -> Envelope:
         version += 1
     try:
         payload = cls.model_validate(data)
-        envelope = Envelope.model_validate({**raw, "data": payload, "dataversion": version})
+        envelope: Envelope = Envelope.model_validate(
+            {**raw, "data": payload, "dataversion": version}
+        )
     except ValidationError as exc:
         raise DecodeError(f"invalid {event_type}: {exc.errors(include_url=False)}") from exc
     if envelope.subject != payload.key():

@@ -18,9 +18,12 @@ def make_routing_handler(
 ) -> Callable[[Session, list[Envelope]], None]:
     def handle(session: Session, events: list[Envelope]) -> None:
         for env in events:
+            # An overdue notice names the due date it is for; intake checks against the case's
+            # own due date instead (the notice may be stale after a supplement extended it).
+            details = {k: v for k, v in env.data.details().items() if k in EventCreate.model_fields}
             data = EventCreate.model_validate(
                 {"event_id": env.id, "type": env.data.NAME,
-                 "occurred_at": env.data.occurred_at, **env.data.details()}
+                 "occurred_at": env.data.occurred_at, **details}
             )
             # A savepoint per fact: one the case no longer allows must not undo the others.
             nested = session.begin_nested()

@@ -310,7 +310,7 @@ def submit_case(
         agency_code=agency.code, agency_name=agency.name, procedure_code=procedure.code,
         procedure_name=procedure.name, online_level=data.online_level.value,
         submitted_at=submitted_at, processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd, allowed_events=_public_allowed(1),
+        fee_vnd=procedure.fee_vnd, allowed_events=_allowed(case),
     ).model_dump(mode="json")
     payload = CaseSubmitted(case_code=case_code, occurred_at=submitted_at, status=1,
                             agency_code=agency.code, procedure_code=procedure.code,
@@ -391,7 +391,7 @@ def record_event(
         status=new_status,
         status_name=lifecycle.STATUS_NAMES[new_status],
         due_date=case.due_date,
-        allowed_events=_public_allowed(new_status),
+        allowed_events=_allowed(case),
         receipt=_slip(case, _agency_of(catalogue, case)) if data.type == "received" else None,
     )
     eid = event_id or str(uuid.uuid4())
@@ -408,12 +408,17 @@ def _agency_of(catalogue: Catalogue, case: Case) -> Agency:
     return agency
 
 
-def _public_allowed(status: int) -> list[str]:
-    return [e for e in lifecycle.allowed_events(status) if e not in SYSTEM_ONLY]
+def _allowed(case: Case) -> list[str]:
+    """What a counter may record next: the status allows it and the case has not had it yet."""
+    owed = max(case.fee_vnd, case.amount_requested)
+    spent = {"paid": owed == 0 or case.amount_paid >= owed,
+             "result_digitised": case.result_digitised, "rated": case.rated}
+    return [e for e in lifecycle.allowed_events(case.status)
+            if e not in SYSTEM_ONLY and not spent.get(e, False)]
 
 
 def _not_allowed(case: Case, event: str, why: str | None = None) -> Conflict:
-    allowed = _public_allowed(case.status)
+    allowed = _allowed(case)
     name = lifecycle.STATUS_NAMES[case.status]
     detail = why or (f"'{event}' is not allowed while the case is in status {case.status} "
                      f"({name}); allowed: {', '.join(allowed) or 'none (terminal)'}")
@@ -529,6 +534,9 @@ def _apply(
         case.rated = True
         return {"rating": data.rating}
     if t == "overdue":
+        if case.due_date is None or case.due_date >= day:
+            raise _not_allowed(case, t, f"the case is not past its due date {case.due_date} "
+                                        f"on {day}")
         if case.overdue_notified_for == case.due_date:
             raise _not_allowed(case, t, "overdue was already raised for this due date")
         case.overdue_notified_for = case.due_date
@@ -597,7 +605,7 @@ def get_case(*, session: Session, case_code: str) -> CaseDetail:
         supplement_requests=case.supplement_requests,
         on_time=case.on_time,
         result_digitised=case.result_digitised,
-        allowed_events=_public_allowed(case.status),
+        allowed_events=_allowed(case),
         history=history,
     )
 

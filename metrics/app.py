@@ -18,6 +18,8 @@ from metrics.api import kpis
 from metrics.metrics import KpiGaugeCollector, MetricsMetrics
 from metrics.projection import apply_batch
 from metrics.settings import MetricsSettings
+from metrics.targets import BUILT_IN as BUILT_IN_PLANS
+from metrics.targets import Plans
 from services.app import build_app
 from services.bus import Bus, make_bus
 from services.clock import Clock, system_clock
@@ -41,6 +43,7 @@ class MetricsComponent:
         self.clock = clock
         self.engine = make_engine(settings.resolved_database_url("metrics"))
         self.metrics = MetricsMetrics(registry)
+        self.plans = Plans.load(BUILT_IN_PLANS, settings.plans_dir)
         self.consumer = ConsumerRunner(
             bus=bus, engine=self.engine, tracking=models.TRACKING,
             spec=ConsumerSpec(group_id="metrics", topics=[CASES_TOPIC], handle=apply_batch,
@@ -49,7 +52,7 @@ class MetricsComponent:
             topic_prefix=settings.topic_prefix,
         )
         register(registry, ConsumerCollector(lambda: [self.consumer]),
-                 KpiGaugeCollector(lambda: self.engine, clock))
+                 KpiGaugeCollector(lambda: self.engine, clock, self.plans))
 
     def _observe(self, events: list[Envelope]) -> None:
         now = time.time()

@@ -1,7 +1,7 @@
 """Metrics' Prometheus instruments: projection progress, freshness and live KPI gauges.
 
 Cardinality: KPI gauges carry `kpi` (16 values) and `province` (at most 63 + "all");
-never agency, procedure or case labels.
+never agency, procedure, field or case labels (docs/monitoring.md).
 """
 
 from collections.abc import Callable, Iterable
@@ -15,6 +15,7 @@ from sqlmodel import Session, or_, select
 from metrics.kpis import KPIS
 from metrics.models import Counter as CounterRow
 from metrics.periods import LIVE, current_month
+from metrics.targets import Plans
 from services.clock import Clock
 
 
@@ -37,12 +38,14 @@ class MetricsMetrics:
 class KpiGaugeCollector(Collector):
     """Current local month's KPIs for every province and for the whole deployment."""
 
-    def __init__(self, engine: Callable[[], Engine], clock: Clock) -> None:
+    def __init__(self, engine: Callable[[], Engine], clock: Clock, plans: Plans) -> None:
         self._engine = engine
         self._clock = clock
+        self._plans = plans
 
     def collect(self) -> Iterable[Metric]:
-        month = current_month(self._clock())
+        now = self._clock()
+        month = current_month(now)
         with Session(self._engine()) as session:
             rows = session.exec(
                 select(CounterRow).where(
@@ -76,4 +79,12 @@ class KpiGaugeCollector(Collector):
                 den.add_metric([k.name, province], d)
                 if d:
                     value.add_metric([k.name, province], n / d)
-        yield from (value, num, den)
+        target = GaugeMetricFamily(
+            "motcua_kpi_target",
+            "Target the province's loaded plan sets for the KPI this local year (ratio).",
+            labels=["kpi", "province"])
+        year = month[:4]
+        for t in self._plans.for_year(int(year)):
+            if t.scope.startswith("province:"):
+                target.add_metric([t.kpi, t.scope.split(":", 1)[1]], float(t.threshold))
+        yield from (value, num, den, target)

@@ -46,6 +46,8 @@ def scopes_of(case: ProjectedCase) -> list[str]:
     ]
     if case.district_code:
         scopes.append(f"district:{case.district_code}")
+    # A field within a province: the plans set targets there (satisfaction in land, …).
+    scopes.append(f"province-field:{case.province_code}/{case.field_code}")
     return scopes
 
 

@@ -1,8 +1,11 @@
 """KPI queries: figures come from the maintained counters, never from scanning cases."""
 
-import re
+import csv
+import hashlib
+import io
 from collections.abc import Sequence
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from sqlmodel import Session, select
@@ -10,9 +13,11 @@ from sqlmodel import Session, select
 from metrics.kpis import KPIS, Kpi
 from metrics.models import Counter
 from metrics.periods import LIVE, current_month, is_valid_period
+from metrics.targets import SCOPE, Plans
 from services.errors import ValidationFailed
 
-_SCOPE = re.compile(r"^(all|(province|agency|district|field|procedure):[0-9A-Za-z._\-]{1,40})$")
+CSV_COLUMNS = ("kpi", "scope", "period", "numerator", "denominator", "value", "unit", "target",
+               "comparison", "gap", "status", "plan")
 
 
 def _invalid(field: str, rule: str, message: str) -> ValidationFailed:
@@ -27,9 +32,10 @@ def validate_query(
     if unknown:
         raise _invalid("kpi", "enum", f"unknown KPI(s) {', '.join(unknown)}; known: "
                        f"{', '.join(KPIS)}")
-    if not _SCOPE.match(scope):
-        raise _invalid("scope", "format", "scope must be all or kind:code with kind one of "
-                       "province, agency, district, field, procedure")
+    if not SCOPE.match(scope):
+        raise _invalid("scope", "format", "scope must be all, kind:code with kind one of "
+                       "province, agency, district, field, procedure, or "
+                       "province-field:H56/land (a field within a province)")
     period = period or current_month(now)
     if not is_valid_period(period):
         raise _invalid("period", "format",
@@ -66,3 +72,51 @@ def _item(k: Kpi, scope: str, period: str, num: int, den: int | None,
           value: float | None) -> dict[str, Any]:
     return {"kpi": k.name, "scope": scope, "period": period, "numerator": num,
             "denominator": den, "value": value, "unit": k.unit}
+
+
+def with_targets(items: list[dict[str, Any]], plans: Plans) -> list[dict[str, Any]]:
+    """Each figure with the target a plan sets for it in the period's year, the gap (value
+    minus target; negative is behind) and whether it is met. No target: the keys are absent;
+    a target but no cases yet: gap and status are null."""
+    out = []
+    for item in items:
+        target = None if item["period"] == LIVE else plans.target(
+            item["kpi"], item["scope"], item["period"])
+        if target is None:
+            out.append(item)
+            continue
+        num, den = item["numerator"], item["denominator"]
+        measured = den is not None and den > 0
+        out.append({
+            **item,
+            "target": float(target.threshold),
+            "comparison": target.comparison,
+            "gap": float(Fraction(num, den) - target.threshold) if measured else None,
+            "status": ("met" if target.met(num, den) else "behind") if measured else None,
+            "plan": {"id": target.plan, "document": target.document},
+        })
+    return out
+
+
+def to_csv(items: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        row = {**item, "plan": (item.get("plan") or {}).get("id")}
+        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def etag(body: bytes) -> str:
+    """A strong validator of the exact representation: the figures, their targets and the
+    format all go into the hash, so any change to any of them changes it."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, tag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [c.strip() for c in if_none_match.split(",")]
+    # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+    return "*" in candidates or tag in {c.removeprefix("W/") for c in candidates}

@@ -1,5 +1,7 @@
 """Metrics settings (environment prefix MOTCUA_METRICS_ for its own fields)."""
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,4 +17,9 @@ class MetricsSettings(ServiceSettings):
         default=None,
         validation_alias=AliasChoices("METRICS_DATABASE_URL", "DATABASE_URL"),
         description="Metrics' database; defaults to metrics.db under data_dir.",
+    )
+    plans_dir: Path | None = Field(
+        default=None,
+        description="A directory of provincial plan files (*.json) loaded beside the plans "
+        "shipped in metrics/plans/.",
     )

@@ -4,17 +4,19 @@ Intake owns the catalogue: it seeds its copy from the data files on first start 
 versions through its admin API. Routing keeps a copy from intake's catalogue events. Both use
 this store under their own table prefix; the tables are append-only per (code, version).
 
-Every write bumps a revision number in the same transaction, so each process can keep one
-parsed `Catalogue` in memory and reload it only when some process changed the tables.
+Every write replaces a random revision token in the same transaction, so each process can keep
+the parsed `Catalogue` in memory and reload it only when some process changed the tables (a
+token, not a counter: two databases never share one, so a cache cannot confuse them).
 """
 
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Integer, String, Table, func, select, text, update
+from sqlalchemy import JSON, Column, Date, Integer, String, Table, func, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
@@ -59,9 +61,9 @@ class CatalogueStore:
         self.revision_table = Table(
             f"{prefix}_catalogue_revision", meta,
             Column("id", Integer, primary_key=True),
-            Column("revision", Integer, nullable=False),
+            Column("revision", String(32), nullable=False),
         )
-        self._cache: tuple[int, Catalogue] | None = None
+        self._cache: tuple[str, Catalogue] | None = None
         self._lock = threading.Lock()
 
     @staticmethod
@@ -77,9 +79,9 @@ class CatalogueStore:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def revision(self, session: Session) -> int:
+    def revision(self, session: Session) -> str:
         value = session.execute(select(self.revision_table.c.revision)).scalar_one_or_none()
-        return int(value or 0)
+        return str(value or "")
 
     def catalogue(self, session: Session) -> Catalogue:
         """The whole catalogue as of this session's view, parsed once per revision."""
@@ -92,8 +94,7 @@ class CatalogueStore:
                       for r in session.execute(select(self.procedures))]
         catalogue = Catalogue(agencies, procedures, fields_of(procedures))
         with self._lock:
-            if self._cache is None or self._cache[0] <= rev:
-                self._cache = (rev, catalogue)
+            self._cache = (rev, catalogue)
         return catalogue
 
     def is_empty(self, session: Session) -> bool:
@@ -108,7 +109,7 @@ class CatalogueStore:
         """
         now = datetime.now(UTC)
         for table, kind in ((self.agencies, Agency), (self.procedures, Procedure)):
-            rows = [
+            rows: list[dict[str, object]] = [
                 {"code": v.code, "version": v.version, "effective_from": v.effective_from,
                  "data": agency_to_dict(v) if isinstance(v, Agency) else procedure_to_dict(v),
                  "recorded_at": now}
@@ -120,10 +121,8 @@ class CatalogueStore:
             self._bump(session)
 
     def _bump(self, session: Session) -> None:
-        t = self.revision_table
-        done = session.execute(update(t).where(t.c.id == 1).values(revision=t.c.revision + 1))
-        if not done.rowcount:  # type: ignore[attr-defined]
-            upsert(session, t, [{"id": 1, "revision": 1}], keys=("id",), update=("revision",))
+        upsert(session, self.revision_table, [{"id": 1, "revision": uuid.uuid4().hex}],
+               keys=("id",), update=("revision",))
 
     def seed(self, session: Session, source: Catalogue) -> list[Agency | Procedure]:
         """Copy every version of `source` into an empty store; returns what was added."""

@@ -16,3 +16,7 @@ class RoutingSettings(ServiceSettings):
         validation_alias=AliasChoices("ROUTING_DATABASE_URL", "DATABASE_URL"),
         description="Routing's database; defaults to routing.db under data_dir.",
     )
+    overdue_scan_seconds: float = Field(
+        default=60.0, gt=0,
+        description="Seconds between scans for cases past their due date (also run at start).",
+    )

@@ -17,6 +17,12 @@ if ! command -v promtool >/dev/null 2>&1; then
     command -v promtool >/dev/null 2>&1 || die "promtool still missing after installing prometheus"
 fi
 
+# Debian's chromium (the dashboard's browser tests drive it with Playwright; never `playwright install`)
+if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium
+    [ -x /usr/bin/chromium ] || die "chromium still missing after installing it"
+fi
+
 # docker-compose (Compose file validation only: no container engine runs here)
 if ! command -v docker-compose >/dev/null 2>&1; then
     apt_install docker-compose

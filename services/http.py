@@ -95,6 +95,11 @@ class RequestMetrics:
 
 
 def _route_template(scope: Scope) -> str:
+    # The router records the route it matched; newer FastAPI wraps included routers in an
+    # object without a path, so matching the top-level routes again finds no template.
+    matched = scope.get("route")
+    if getattr(matched, "path", None):
+        return str(matched.path)  # type: ignore[union-attr]
     app = scope.get("app")
     router = getattr(app, "router", None)
     for route in getattr(router, "routes", []):

@@ -74,6 +74,31 @@ class OutboxCollector(Collector):
         yield c
 
 
+class _Merged(Collector):
+    """Every collector registered through `register` on one registry, exposed as one.
+
+    In one process (`motcua up`) the three services share a registry and each brings its own
+    consumer and outbox collectors: their families are merged by name, because a second HELP or
+    TYPE line for the same metric makes the exposition invalid."""
+
+    def __init__(self) -> None:
+        self.parts: list[Collector] = []
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for part in self.parts:
+            for family in part.collect():
+                if family.name in families:
+                    families[family.name].samples.extend(family.samples)
+                else:
+                    families[family.name] = family
+        yield from families.values()
+
+
 def register(registry: CollectorRegistry, *collectors: Collector) -> None:
-    for c in collectors:
-        registry.register(c)
+    merged = getattr(registry, "_motcua_merged", None)
+    if merged is None:
+        merged = _Merged()
+        registry._motcua_merged = merged  # type: ignore[attr-defined]
+        registry.register(merged)
+    merged.parts.extend(collectors)

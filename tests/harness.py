@@ -17,6 +17,7 @@ class Stack:
     client: TestClient
     settings: dict[str, Any]
     closed: bool = field(default=False)
+    clock: Clock = system_clock
 
     def close(self) -> None:
         if not self.closed:
@@ -26,7 +27,7 @@ class Stack:
     def restart(self) -> "Stack":
         """Shut down gracefully and start a new process-equivalent on the same data."""
         self.close()
-        fresh = _open(self.settings)
+        fresh = _open(self.settings, self.clock)
         self.client, self.closed = fresh.client, False
         return self
 
@@ -66,7 +67,7 @@ def _open(settings: dict[str, Any], clock: Clock = system_clock) -> Stack:
     client = TestClient(app, raise_server_exceptions=True)
     client.__enter__()
     wait_ready(lambda: client.get("/readyz"))
-    return Stack(client=client, settings=settings)
+    return Stack(client=client, settings=settings, clock=clock)
 
 
 def wait_ready(probe: Callable[[], Any], timeout: float = 60.0) -> None:

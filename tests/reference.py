@@ -185,6 +185,7 @@ def scopes(case: dict[str, Any]) -> list[str]:
     district = district_of(case["agency_code"])
     if district and local(case["received_at"]) < DISTRICTS_ABOLISHED:
         out.append(f"district:{district}")
+    out.append(f"province-field:{case['province']}/{case['field_code']}")
     return out
 
 

@@ -245,13 +245,14 @@ def plan_lifecycles(
                         and a.code != agency.code)
         pauses: list[tuple[Any, Any]] = []
 
-        def emit(type_: str, at: datetime | None = None, **fields: Any) -> None:
+        def emit(type_: str, at: datetime | None = None, pc: PlannedCase = pc,
+                 cursor: _Cursor = cursor, **fields: Any) -> None:
             pc.later.append({"type": type_, "occurred_at": at or cursor.next(), **fields})
 
         try:
             if rng.random() < 0.03:
-                pc.only_in_status[len(pc.later)] = 2
                 emit("refused", reason="Hồ sơ không thuộc thẩm quyền")
+                pc.only_in_status[len(pc.later) - 1] = 2
                 raise _OutOfTime
             if others and rng.random() < 0.25:
                 emit("transferred", from_office=agency.code, to_office=rng.choice(others),
@@ -276,7 +277,7 @@ def plan_lifecycles(
                     raise _OutOfTime  # waiting for the fee
             if owed and (requested or rng.random() < 0.9):
                 method = rng.choice(["online", "online", "counter", "post"])
-                extra = {"portal": rng.choice(["national", "provincial"])} \
+                extra: dict[str, Any] = {"portal": rng.choice(["national", "provincial"])} \
                     if method == "online" else {}
                 emit("paid", amount=owed, method=method, **extra)
             if rng.random() < 0.05:

@@ -7,7 +7,7 @@ row in the drill-down table and the tiles of the scope it opens can never disagr
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from metrics import service
@@ -70,7 +70,7 @@ def breakdown(
 def overdue_cases(*, session: Session, scope: str, limit: int, offset: int) -> dict[str, Any]:
     """The live overdue backlog of `scope`, oldest receipt first. Codes only: metrics holds no
     personal data."""
-    where = [col(ProjectedCase.overdue).is_(True)]
+    where: list[ColumnElement[bool]] = [col(ProjectedCase.overdue).is_(True)]
     if scope != "all":
         kind, code = scope.split(":", 1)
         where.append(col(_SCOPE_COLUMNS[kind]) == code)

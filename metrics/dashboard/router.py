@@ -51,10 +51,10 @@ class DashboardSettings(BaseSettings):
 
 def _settings(request: Request) -> DashboardSettings:
     # Built on first use, not at import, and kept for the app's life like other settings.
-    found = getattr(request.app.state, "dashboard_settings", None)
+    found: DashboardSettings | None = getattr(request.app.state, "dashboard_settings", None)
     if found is None:
         found = request.app.state.dashboard_settings = DashboardSettings()
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @cache

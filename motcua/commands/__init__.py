@@ -6,4 +6,5 @@ MODULES = [
     "motcua.commands.run",
     "motcua.commands.simulate",
     "motcua.commands.deadletters",
+    "motcua.commands.metrics_admin",
 ]

@@ -32,7 +32,9 @@ def test_restart_keeps_state_and_positions(stack: Stack) -> None:
     stack.settled()
     assert received(stack)[0] == 13
     case = stack.client.get(f"/v1/cases/{codes[0]}").json()
-    assert [h["type"] for h in case["history"]] == ["received", "transferred"]
+    # Received in March: routing's deadline watch has also raised `overdue` by now.
+    assert [h["type"] for h in case["history"] if h["type"] != "overdue"] == [
+        "received", "transferred"]
     # A retry after the restart is still recognised and changes nothing.
     again = stack.client.post("/v1/cases", json=bodies[0])
     assert (again.status_code, again.json()["case_code"]) == (200, codes[0])

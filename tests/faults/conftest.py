@@ -8,8 +8,8 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,9 @@ def _free_pair() -> tuple[int, int]:
             return a, b
 
 
-@pytest.fixture(scope="session")
+# Package scope: the broker and the cluster stop as soon as the fault tests are done, not at
+# the end of a whole-suite session.
+@pytest.fixture(scope="package")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     if os.environ.get("MOTCUA_SKIP_FAULTS"):
         pytest.skip("MOTCUA_SKIP_FAULTS is set")
@@ -61,7 +63,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     kafka_port, controller_port = _free_pair()
     pg_port = free_port()
     kafka_env = {"KAFKA_PORT": str(kafka_port), "KAFKA_CONTROLLER_PORT": str(controller_port),
-                 "KAFKA_RUN_DIR": str(base / "kafka"), "KAFKA_DATA_DIR": str(base / "kafka" / "data"),
+                 "KAFKA_RUN_DIR": str(base / "kafka"),
+                 "KAFKA_DATA_DIR": str(base / "kafka" / "data"),
                  "KAFKA_HEAP_OPTS": "-Xmx384m -Xms128m"}
     # The cluster owner (postgres, when tests run as root) must reach its directory: not
     # under pytest's 0700 temporary root.
@@ -92,35 +95,37 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
         shutil.rmtree(pg_root, ignore_errors=True)
 
 
-@dataclass
-class Figures:
-    """Per scenario: events sent, accepted, lost, duplicated (and anything else worth showing);
-    printed in pytest's summary and written to test-artifacts/faults.json."""
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    if rep.when == "call":
+        item.stash[FAILED] = rep.failed
 
-    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+FAILED = pytest.StashKey[bool]()
+LOGS = REPO / "test-artifacts" / "faults-logs"
 
 
-@pytest.fixture(scope="session")
-def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
-    figs = Figures()
-    yield figs
-    if not figs.rows:
+# Scenario -> figures; printed in pytest's terminal summary (test output is captured, the
+# summary is not) and written to test-artifacts/faults.json.
+FIGURES: dict[str, dict[str, Any]] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
         return
+    terminalreporter.section("fault injection: events sent, accepted, lost, duplicated")
+    for name, row in FIGURES.items():
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in row.items()))
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    ARTIFACT.write_text(json.dumps(figs.rows, indent=2, sort_keys=True))
+    ARTIFACT.write_text(json.dumps(FIGURES, indent=2, sort_keys=True))
+    terminalreporter.write_line(f"(also in {ARTIFACT.relative_to(REPO)})")
 
 
 @pytest.fixture
-def report(request: pytest.FixtureRequest, figures: Figures) -> Any:
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-
+def report() -> Callable[..., None]:
     def write(name: str, row: dict[str, Any]) -> None:
-        figures.rows[name] = row
-        line = f"[faults] {name}: " + ", ".join(f"{k}={v}" for k, v in row.items())
-        if reporter is not None:
-            reporter.ensure_newline()
-            reporter.write_line(line)
-        else:
-            print(line)
+        FIGURES[name] = row
 
     return write

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from tests import reference, scenario
 from tests.conftest import create_pg_database, drop_pg_database
@@ -56,7 +57,7 @@ class System:
             # Small batches: a kill lands mid-batch more often than not.
             "MOTCUA_CONSUMER_BATCH_SIZE": "20",
             "MOTCUA_DATA_DIR": str(self.tmp),
-            "MOTCUA_LOG_LEVEL": "WARNING",
+            "MOTCUA_LOG_LEVEL": "INFO",
             **{f"{n.upper()}_DATABASE_URL": url for n, url in self.databases.items()},
         })
         return env
@@ -140,7 +141,21 @@ class System:
             if quiet >= 3:
                 return
             time.sleep(0.3)
-        raise AssertionError(f"the system did not settle: {last}")
+        raise AssertionError(f"the system did not settle: {last}\n{self.diagnose()}")
+
+    def diagnose(self) -> str:
+        """Each process's consumer lines from /metrics and the end of its log."""
+        out = []
+        for name, p in self.procs.items():
+            out.append(f"--- {name} (exit {p.popen.poll()})")
+            try:
+                out += [line for line in p.client.get("/metrics").text.splitlines()
+                        if line.startswith(("motcua_consumer_lag", "motcua_consumer_up",
+                                            "motcua_consumer_parked", "motcua_outbox_backlog"))]
+            except httpx.TransportError as exc:
+                out.append(repr(exc))
+            out += p.log.read_text(errors="replace").splitlines()[-25:]
+        return "\n".join(out)
 
     def close(self) -> None:
         for p in self.procs.values():
@@ -173,7 +188,8 @@ class Load:
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> case code
     rejected: list[tuple[str, int, Any]] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
-    double_answers: list[tuple[int, int]] = field(default_factory=list)
+    double_answers: list[tuple[int, ...]] = field(default_factory=list)
+    different_bodies: list[list[Any]] = field(default_factory=list)
     done: int = 0
     error: BaseException | None = None
     _thread: threading.Thread | None = None
@@ -234,8 +250,10 @@ class Load:
                 break
             time.sleep(0.3)
         ok = [a for a in answers if a.status is not None and 200 <= a.status < 300]
-        if self.twice and len(ok) == 2:
-            self.double_answers.append((ok[0].status or 0, ok[1].status or 0))
+        if self.twice:
+            self.double_answers.append(tuple(a.status or 0 for a in answers))
+            if len({orjson.dumps(a.body, option=orjson.OPT_SORT_KEYS) for a in ok}) > 1:
+                self.different_bodies.append([a.body for a in ok])
         if ok:
             if url == "/v1/cases":
                 codes = {a.body["case_code"] for a in ok}

@@ -23,7 +23,7 @@ def assert_scenario_is_rich(facts: list[dict[str, Any]]) -> None:
                  "payment_requested", "resolved", "result_digitised", "returned", "rated",
                  "apology_issued", "withdrawn", "stopped", "refused"):
         assert kinds[kind] > 0, kind
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     for f in facts:
         res = reference.resolution(f)
         if res is None:

@@ -22,6 +22,13 @@ window.MOTCUA_I18N = {
       satisfaction_rate: "Mức độ hài lòng",
       mean_resolution_days: "Thời gian giải quyết bình quân",
     },
+    short: {
+      received: "Tiếp nhận",
+      online_share: "Trực tuyến",
+      on_time_rate: "Đúng hạn",
+      digitisation_rate: "Số hóa",
+      overdue_open: "Quá hạn",
+    },
     text: {
       title: "Bảng theo dõi chỉ số một cửa",
       subtitle: "Tiếp nhận và giải quyết thủ tục hành chính theo thời gian thực",
@@ -87,6 +94,13 @@ window.MOTCUA_I18N = {
       digitisation_rate: "Digitisation rate",
       satisfaction_rate: "Satisfaction rate",
       mean_resolution_days: "Mean resolution time",
+    },
+    short: {
+      received: "Received",
+      online_share: "Online",
+      on_time_rate: "On time",
+      digitisation_rate: "Digitised",
+      overdue_open: "Overdue",
     },
     text: {
       title: "One-stop-shop KPI dashboard",

@@ -1,0 +1,1 @@
+"""Reform plans shipped with motcua (data files, see metrics.targets)."""

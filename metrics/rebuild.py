@@ -1,0 +1,153 @@
+"""Rebuild the KPI projection from the case log (`motcua metrics rebuild`).
+
+In place, with the metrics consumer stopped, in ONE database transaction: the projection's
+tables (cases, counters, processed event ids and the consumer's positions) are emptied, every
+record of the case log from offset 0 up to the end offsets seen at the start is folded in with
+the same code the live consumer runs (`apply_batch`), the positions are set to those end
+offsets, and the transaction commits. Until it commits, readers keep seeing the old figures;
+if anything fails it rolls back and the old projection is untouched. When the service starts
+again, its consumer resumes after the end offsets and skips what the rebuild applied.
+
+Why not alongside the live consumer: both would write the same counters, and an event the live
+consumer is applying while the rebuild replays it would be counted twice. So the service (or
+`motcua up`) must be stopped first; docs/monitoring.md says so.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlmodel import Session
+
+from contracts import CASES_TOPIC, DecodeError, Envelope, UnknownVersionError, decode
+from metrics import models
+from metrics.projection import apply_batch
+from metrics.settings import MetricsSettings
+from services.bus import Bus, TopicPartition, make_bus
+from services.db import make_engine
+from services.migrations import upgrade
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LIVE_GROUP = "metrics"  # the live consumer's group id (before the topic prefix)
+
+
+class RebuildError(Exception):
+    """The log holds what this build cannot project: nothing was changed."""
+
+
+@dataclass
+class RebuildReport:
+    total: int = 0  # records in the log when the rebuild started
+    read: int = 0
+    applied: int = 0
+    duplicates: int = 0  # the same event id published twice: applied once, as live
+    undecodable: int = 0  # what the live consumer dead-letters: skipped
+    cases: int = 0
+    counters: int = 0
+    seconds: float = 0.0
+
+
+Progress = Callable[[RebuildReport], None]
+
+
+async def rebuild(
+    settings: MetricsSettings, *, progress: Progress | None = None, batch_size: int = 2000,
+    bus: Bus | None = None,
+) -> RebuildReport:
+    engine = make_engine(settings.resolved_database_url("metrics"))
+    own_bus = bus is None
+    bus = bus or make_bus(settings)
+    try:
+        await asyncio.to_thread(upgrade, engine, service="metrics", script_location=MIGRATIONS)
+        if own_bus:
+            await bus.start()
+        topic = settings.topic_prefix + CASES_TOPIC
+        await bus.ensure_topics([topic])
+        ends = {tp: o for tp, o in (await bus.end_offsets([topic])).items()}
+        return await _replay(engine, bus, settings.topic_prefix + LIVE_GROUP, ends,
+                             progress, batch_size)
+    finally:
+        if own_bus:
+            await bus.close()
+        engine.dispose()
+
+
+async def _replay(
+    engine: Engine, bus: Bus, live_group: str, ends: dict[TopicPartition, int],
+    progress: Progress | None, batch_size: int,
+) -> RebuildReport:
+    started = time.monotonic()
+    report = RebuildReport(total=sum(ends.values()))
+
+    async def from_the_start(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    # A group of its own that commits nothing: the live group's offsets stay as they were.
+    group = f"{live_group}.rebuild.{int(time.time() * 1000)}"
+    consumer = bus.consumer(group_id=group, topics=sorted({tp.topic for tp in ends}),
+                            load_positions=from_the_start)
+    await consumer.start()
+    try:
+        with Session(engine) as session, session.begin():
+            _empty(session, live_group)
+            reached = {tp: 0 for tp in ends}
+            while any(reached[tp] < end for tp, end in ends.items()):
+                messages = await consumer.getmany(timeout_ms=500, max_records=batch_size)
+                envelopes: list[Envelope] = []
+                for m in messages:
+                    # Records appended after the start belong to the live consumer.
+                    if m.offset >= ends.get(m.tp, 0):
+                        continue
+                    reached[m.tp] = max(reached[m.tp], m.offset + 1)
+                    report.read += 1
+                    try:
+                        envelopes.append(decode(m.value))
+                    except UnknownVersionError as exc:
+                        raise RebuildError(
+                            f"{m.topic}[{m.partition}]@{m.offset} is a newer event version than "
+                            f"this build knows ({exc}); upgrade motcua and rebuild again"
+                        ) from exc
+                    except DecodeError:
+                        report.undecodable += 1
+                _apply(session, envelopes, report)
+                if progress is not None and messages:
+                    progress(report)
+            models.TRACKING.save_positions(session, live_group, ends)
+            report.cases = _count(session, models.ProjectedCase)
+            report.counters = _count(session, models.Counter)
+    finally:
+        await consumer.stop()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _empty(session: Session, live_group: str) -> None:
+    session.execute(delete(models.Counter))
+    session.execute(delete(models.ProjectedCase))
+    session.execute(delete(models.TRACKING.processed))
+    positions = models.TRACKING.positions
+    session.execute(delete(positions).where(positions.c.group_id == live_group))
+
+
+def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport) -> None:
+    new_ids = models.TRACKING.claim_new(session, (e.id for e in envelopes))
+    fresh = []
+    for e in envelopes:
+        if e.id in new_ids:
+            new_ids.discard(e.id)
+            fresh.append(e)
+    report.duplicates += len(envelopes) - len(fresh)
+    report.applied += len(fresh)
+    if fresh:
+        apply_batch(session, fresh)
+        # Everything is flushed: let go of the case objects, or memory grows with history.
+        session.flush()
+        session.expunge_all()
+
+
+def _count(session: Session, table: Any) -> int:
+    return int(session.execute(select(func.count()).select_from(table)).scalar_one())
