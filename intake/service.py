@@ -370,6 +370,10 @@ def record_event(
     case = _lock_case(session, case_code)
     if case is None:
         raise NotFound(f"case {case_code} does not exist")
+    # A concurrent copy of this very event may have committed while we waited for the lock:
+    # answer it as the retry it is, not as a conflict with the status it produced.
+    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+        return replayed, False
     new_status = lifecycle.next_status(data.type, case.status)
     if new_status is None:
         raise _not_allowed(case, data.type)

@@ -199,9 +199,6 @@ def test_every_request_twice_at_once_to_two_intakes(system: System, report: Any)
     assert load.different_bodies == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "intake.service.record_event checks the event id before it locks the case: the copy that "
-    "waited on the lock then sees the new status and answers 409 instead of replaying"))
 def test_both_copies_of_a_concurrent_event_get_a_2xx(system: System) -> None:
     system.start("intake", "intake2")
     cases = plan(12, seed=507)
