@@ -27,12 +27,14 @@ from contracts.catalogue import (
     CatalogueEvent,
     ProcedureChanged,
 )
+from contracts.clients import CLIENT_EVENT_CLASSES, ClientEvent, ClientRevoked
 from contracts.codec import DecodeError, UnknownVersionError, decode, encode
 from contracts.envelope import Envelope, new_envelope
 from contracts.event import Event
 from contracts.topics import (
     CASES_TOPIC,
     CATALOGUE_TOPIC,
+    CLIENTS_TOPIC,
     DEAD_LETTER_TOPIC,
     ROUTING_TOPIC,
     TOPICS,
@@ -42,6 +44,8 @@ __all__ = [
     "CASES_TOPIC",
     "CATALOGUE_EVENT_CLASSES",
     "CATALOGUE_TOPIC",
+    "CLIENTS_TOPIC",
+    "CLIENT_EVENT_CLASSES",
     "DEAD_LETTER_TOPIC",
     "EVENT_CLASSES",
     "ROUTING_TOPIC",
@@ -57,6 +61,8 @@ __all__ = [
     "CaseSubmitted",
     "CaseWithdrawn",
     "CatalogueEvent",
+    "ClientEvent",
+    "ClientRevoked",
     "DecodeError",
     "Envelope",
     "Event",

@@ -10,6 +10,7 @@ from typing import Any
 
 from contracts.cases import EVENT_CLASSES, CaseEvent, CaseOverdue, Transferred
 from contracts.catalogue import CATALOGUE_EVENT_CLASSES
+from contracts.clients import CLIENT_EVENT_CLASSES
 from contracts.codec import CONTENT_TYPE
 from contracts.deadletter import REASON_HEADER, DeadLetterReason
 from contracts.event import Event
@@ -17,6 +18,7 @@ from contracts.schema import JsonSchema, envelope_parts
 from contracts.topics import (
     CASES_TOPIC,
     CATALOGUE_TOPIC,
+    CLIENTS_TOPIC,
     DEAD_LETTER_TOPIC,
     ROUTING_TOPIC,
     TOPICS,
@@ -25,7 +27,7 @@ from contracts.topics import (
 
 ASYNCAPI_VERSION = "3.0.0"
 # The version of this description; bump it when a channel or message changes.
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 SERVER = "local"
 COMPONENT_REF = "#/components/schemas/{model}"
@@ -36,6 +38,7 @@ TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     CASES_TOPIC: EVENT_CLASSES,
     ROUTING_TOPIC: (Transferred, CaseOverdue),
     CATALOGUE_TOPIC: CATALOGUE_EVENT_CLASSES,
+    CLIENTS_TOPIC: CLIENT_EVENT_CLASSES,
 }
 
 Doc = dict[str, Any]
@@ -65,8 +68,10 @@ def _key_schema(cls: type[Event]) -> JsonSchema:
         case_code = CaseEvent.model_json_schema()["properties"]["case_code"]
         return {"type": "string", "pattern": case_code["pattern"],
                 "description": "The case code."}
-    # A catalogue event is keyed by the code of the agency or procedure it versions.
-    (field,) = (f for f in ("agency_code", "procedure_code") if f in cls.model_fields)
+    # A catalogue event is keyed by the code of the agency or procedure it versions, a client
+    # event by the client id.
+    (field,) = (f for f in ("agency_code", "procedure_code", "client_id")
+                if f in cls.model_fields)
     code = cls.model_json_schema()["properties"][field]
     return {"type": "string", "pattern": code["pattern"],
             "description": f"The {field.replace('_', ' ')}."}

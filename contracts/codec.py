@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from contracts.cases import EVENT_CLASSES
 from contracts.catalogue import CATALOGUE_EVENT_CLASSES
+from contracts.clients import CLIENT_EVENT_CLASSES
 from contracts.envelope import Envelope
 from contracts.event import Event
 
@@ -15,7 +16,8 @@ Headers = Sequence[tuple[str, bytes]]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 REGISTRY: dict[str, type[Event]] = {
-    cls.event_type(): cls for cls in (*EVENT_CLASSES, *CATALOGUE_EVENT_CLASSES)
+    cls.event_type(): cls
+    for cls in (*EVENT_CLASSES, *CATALOGUE_EVENT_CLASSES, *CLIENT_EVENT_CLASSES)
 }
 # (type, from_version) -> function turning that version's payload into the next version's.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}

@@ -13,6 +13,7 @@ from typing import Any
 from contracts.asyncapi import asyncapi_document
 from contracts.cases import EVENT_CLASSES
 from contracts.catalogue import CATALOGUE_EVENT_CLASSES
+from contracts.clients import CLIENT_EVENT_CLASSES
 from contracts.schema import event_schema, schema_filename
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -24,7 +25,7 @@ def expected() -> dict[str, Any]:
     """Generated documents by path relative to the contracts package directory."""
     docs: dict[str, Any] = {
         f"{SCHEMAS_DIR}/{schema_filename(cls)}": event_schema(cls)
-        for cls in (*EVENT_CLASSES, *CATALOGUE_EVENT_CLASSES)
+        for cls in (*EVENT_CLASSES, *CATALOGUE_EVENT_CLASSES, *CLIENT_EVENT_CLASSES)
     }
     docs[ASYNCAPI_FILE] = asyncapi_document()
     return docs

@@ -10,6 +10,9 @@ ROUTING_TOPIC = "motcua.routing.v1"
 # Versions of agencies and procedures as intake (the owner of the catalogue) records them; keyed
 # by agency or procedure code. Routing keeps its own copy from it.
 CATALOGUE_TOPIC = "motcua.catalogue.v1"
+# Revoked API clients (key = client id): every process of every service reads it from the start,
+# so a revoked client's unexpired tokens are refused everywhere. Compacted in production.
+CLIENTS_TOPIC = "motcua.clients.v1"
 # Messages a consumer could not decode or validate, with the reason and the original bytes.
 DEAD_LETTER_TOPIC = "motcua.deadletter.v1"
 
@@ -40,6 +43,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Every version of an agency or procedure recorded in the catalogue (key = its code).",
         ("intake",),
         ("routing",),
+    ),
+    TopicSpec(
+        CLIENTS_TOPIC,
+        "Revoked API clients (key = client id), read from the start by every process.",
+        ("intake",),
+        ("intake", "routing", "metrics"),
     ),
     TopicSpec(
         DEAD_LETTER_TOPIC,

@@ -18,10 +18,12 @@ class MotcuaError(Exception):
     title = "Bad request"
     retriable = False
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any):
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        self.headers = headers
         self.extra = extra
 
 
@@ -29,6 +31,40 @@ class ValidationFailed(MotcuaError):
     status = 422
     code = "validation_failed"
     title = "Request is not valid"
+
+
+class Unauthorized(MotcuaError):
+    """No credentials, or credentials that are not (or no longer) valid."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, *, error: str | None = None, **extra: Any):
+        # RFC 6750: tell the client how to authenticate, and why a token was refused.
+        challenge = 'Bearer realm="motcua"'
+        if error:
+            challenge += f', error="{error}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, **extra)
+
+
+class Forbidden(MotcuaError):
+    """Authenticated, but this client's kind or scope does not cover the request."""
+
+    status = 403
+    code = "forbidden"
+    title = "Outside this client's scope"
+
+
+class TooManyRequests(MotcuaError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+    retriable = True
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)},
+                         retry_after=retry_after, **extra)
 
 
 class NotFound(MotcuaError):
@@ -57,7 +93,8 @@ class Unavailable(MotcuaError):
 
 
 def problem(
-    status: int, title: str, detail: str, *, code: str, instance: str | None = None, **extra: Any
+    status: int, title: str, detail: str, *, code: str, instance: str | None = None,
+    headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://motcua.vn/problems/{code.replace('_', '-')}",
@@ -69,7 +106,7 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -91,7 +128,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _motcua(request: Request, exc: MotcuaError) -> JSONResponse:
         return problem(
             exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path,
-            errors=exc.errors, **exc.extra,
+            errors=exc.errors, headers=exc.headers, **exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)

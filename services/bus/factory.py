@@ -12,6 +12,7 @@ def make_bus(settings: ServiceSettings) -> Bus:
             settings.kafka_bootstrap_servers,
             client_id=settings.kafka_client_id,
             partitions=settings.topic_partitions,
+            connection=settings.kafka_options(),
         )
     url = settings.embedded_bus_url or settings.sqlite_url("bus")
     return EmbeddedBus(url, partitions=settings.topic_partitions)

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,11 +21,14 @@ class KafkaBus:
     kind = "kafka"
 
     def __init__(
-        self, bootstrap_servers: str, *, client_id: str = "motcua", partitions: int = 6
+        self, bootstrap_servers: str, *, client_id: str = "motcua", partitions: int = 6,
+        connection: dict[str, Any] | None = None,
     ) -> None:
         self._servers = bootstrap_servers
         self._client_id = client_id
         self._partitions = partitions
+        # TLS and SASL (security_protocol, ssl_context, sasl_*): the same for every client.
+        self._connection = dict(connection or {})
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -37,6 +41,7 @@ class KafkaBus:
             max_batch_size=256 * 1024,
             compression_type="lz4" if _has_lz4() else None,
             request_timeout_ms=15000,
+            **self._connection,
         )
         await producer.start()
         self._producer = producer
@@ -47,7 +52,8 @@ class KafkaBus:
             self._producer = None
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id=self._client_id)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id=self._client_id,
+                                    **self._connection)
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -75,7 +81,8 @@ class KafkaBus:
     def consumer(
         self, *, group_id: str, topics: Sequence[str], load_positions: PositionLoader
     ) -> "KafkaConsumer":
-        return KafkaConsumer(self._servers, self._client_id, group_id, topics, load_positions)
+        return KafkaConsumer(self._servers, self._client_id, group_id, topics, load_positions,
+                             self._connection)
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
         if self._producer is None:
@@ -87,7 +94,8 @@ class KafkaBus:
         ]
         if not tps:
             return {}
-        probe = AIOKafkaConsumer(bootstrap_servers=self._servers, client_id=self._client_id)
+        probe = AIOKafkaConsumer(bootstrap_servers=self._servers, client_id=self._client_id,
+                                 **self._connection)
         await probe.start()
         try:
             ends = await probe.end_offsets(tps)
@@ -150,6 +158,7 @@ class KafkaConsumer:
         group_id: str,
         topics: Sequence[str],
         load_positions: PositionLoader,
+        connection: dict[str, Any] | None = None,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
@@ -159,6 +168,7 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **(connection or {}),
         )
         self._topics = list(topics)
         self._listener = _SeekToStored(self._consumer, load_positions)

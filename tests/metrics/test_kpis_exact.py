@@ -3,7 +3,7 @@ calculator's on a randomised scenario of whole lifecycles (thousands of cases on
 default, a smaller one on Kafka + PostgreSQL); the live overdue backlog follows its cases."""
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests import reference, scenario
@@ -48,6 +48,10 @@ def assert_scenario_is_rich(facts: list[dict[str, Any]]) -> None:
                    if e["occurred_at"].astimezone(reference.VN).date()
                    != e["occurred_at"].astimezone(UTC).date()]
     assert at_midnight
+    # Receipts in the last minutes of a local month and the first of the next.
+    receipts = [f["received_at"].astimezone(reference.VN) for f in facts]
+    assert any(r.day == 1 and r.hour == 0 for r in receipts)
+    assert any((r + timedelta(minutes=10)).day == 1 and r.hour == 23 for r in receipts)
     assert any(s.startswith("district:") for f in facts for s in reference.scopes(f))
 
 
