@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 from contracts import (
+    EVENT_CLASSES,
     CaseReceived,
     Envelope,
     Paid,
@@ -16,6 +17,8 @@ from contracts import (
 )
 from contracts.types import Channel, OnlineLevel, PaymentMethod, ReturnMethod, TransferMethod
 from registry.catalogue import Catalogue
+
+PAYLOADS = {cls.NAME: cls for cls in EVENT_CLASSES}
 
 
 def case_events(n_cases: int, *, seed: int = 1, start: date = date(2025, 1, 1),
@@ -59,3 +62,61 @@ def case_events(n_cases: int, *, seed: int = 1, start: date = date(2025, 1, 1),
             case_code=code, occurred_at=t, status=10,
             method=ReturnMethod.POST if rng.random() < 0.2 else ReturnMethod.COUNTER,
         ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=t)
+
+
+def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
+                     start: date = date(2026, 3, 2), cases_per_day: int = 4000,
+                     ) -> Iterator[Envelope]:
+    """The case log intake would write for `motcua.loadgen` traffic, in time order.
+
+    Same seeded generator as `motcua simulate`: office hours, the plans' channel mix,
+    supplements, payments, transfers, resolution, returns, ratings and late digitisation. Event
+    payloads are built here rather than through intake, so the projection is measured alone.
+    """
+    from intake.lifecycle import next_status
+    from motcua.loadgen import LoadGenerator
+
+    cat = Catalogue.load()
+    gen = LoadGenerator(cat, province=province, seed=seed)
+    days = max(1, -(-n_cases // cases_per_day))
+    cases: dict[str, tuple[str, int, date, int]] = {}  # key -> (code, status, received, days)
+    seq = 0
+    for req in gen.requests(start=start, days=days, cases_per_day=cases_per_day):
+        body = req.body
+        at = datetime.fromisoformat(body.get("received_at") or body["occurred_at"])
+        eid = body["event_id"]
+        if req.path == "/v1/cases":
+            if len(cases) >= n_cases:
+                continue
+            seq += 1
+            agency, proc = cat.agencies[body["agency_code"]], cat.procedures[body["procedure_code"]]
+            code = f"{agency.code}-{at:%y%m%d}-{seq % 1_000_000:06d}"
+            cases[req.case_key] = (code, 2, at.date(), proc.processing_days)
+            level = body["online_level"]
+            yield new_envelope(CaseReceived(
+                case_code=code, occurred_at=at, status=2, agency_code=agency.code,
+                province_code=agency.province,
+                district_code=cat.district_of(agency, on=at.date()),
+                procedure_code=proc.code, field_code=proc.field_code,
+                channel=Channel(body["channel"]),
+                online_level=OnlineLevel(level) if level else None,
+                return_by_post=body["return_by_post"], processing_days=proc.processing_days,
+                fee_vnd=proc.fee_vnd, due_date=at.date() + timedelta(days=proc.processing_days),
+            ), source="/bench", event_id=eid, time=at)
+            continue
+        if req.case_key not in cases:
+            continue
+        code, status, received, allowed = cases[req.case_key]
+        kind = body["type"]
+        after = next_status(kind, status)
+        if after is None:
+            continue
+        cases[req.case_key] = (code, after, received, allowed)
+        extra = {k: v for k, v in body.items() if k not in ("type", "event_id", "occurred_at")}
+        if kind == "resolved":
+            taken = (at.date() - received).days
+            extra.update(on_time=taken <= allowed, resolution_days=max(0, taken))
+        elif kind == "supplement_received":
+            extra["due_date"] = at.date() + timedelta(days=allowed)
+        payload = PAYLOADS[kind](case_code=code, occurred_at=at, status=after, **extra)
+        yield new_envelope(payload, source="/bench", event_id=eid, time=at)

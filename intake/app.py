@@ -1,7 +1,9 @@
 """Intake's component and app factory."""
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,10 +15,13 @@ from sqlmodel import Session
 
 from contracts import CASES_TOPIC, CATALOGUE_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC
 from intake import models
-from intake.api import admin, cases, reference
+from intake.api import admin, auth, cases, clients, reference
+from intake.api import audit as audit_api
+from intake.audit import Note, record
 from intake.catalogue import seed_catalogue
 from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
+from intake.pii import PiiCipher
 from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
 from intake.service import IntakeDeps
 from intake.settings import IntakeSettings
@@ -27,12 +32,13 @@ from services.bus import Bus, make_bus
 from services.clock import Clock, system_clock
 from services.consumer import ConsumerRunner, ConsumerSpec
 from services.db import make_engine, transaction
-from services.errors import Unavailable
+from services.errors import MotcuaError, Unavailable
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, OutboxCollector, register
 from services.outbox import Relay
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -47,9 +53,10 @@ class IntakeComponent:
         self.bus = bus
         # The data files seed an empty catalogue; from then on intake's database is the truth.
         self.seed = catalogue
+        self.pii = PiiCipher.from_settings(settings)
         self.deps = IntakeDeps(calendar=calendar, clock=clock,
                                clock_skew=timedelta(seconds=settings.clock_skew_seconds),
-                               source=f"/motcua/{settings.service_name}")
+                               source=f"/motcua/{settings.service_name}", pii=self.pii)
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
         self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
@@ -75,7 +82,8 @@ class IntakeComponent:
         self.metrics.system_events_rejected.labels(event_type).inc()
 
     def routers(self) -> list[APIRouter]:
-        return [cases.router, reference.router, admin.router]
+        return [cases.router, reference.router, admin.router, auth.router, clients.router,
+                audit_api.router]
 
     def topics(self) -> list[str]:
         return [CASES_TOPIC, ROUTING_TOPIC, CATALOGUE_TOPIC, DEAD_LETTER_TOPIC]
@@ -88,6 +96,10 @@ class IntakeComponent:
     def _seed(self) -> None:
         with transaction(self.engine) as session:
             seed_catalogue(session=session, deps=self.deps, source=self.seed)
+        with transaction(self.engine) as session:
+            sealed = self.pii.reencrypt(session)
+        if sealed:
+            log.info("re-encrypted %d applicants under PII key %s", sealed, self.pii.active)
 
     def background(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
         return [self.relay.run(stop), self.consumer.supervise(stop)]
@@ -105,9 +117,16 @@ class IntakeComponent:
                 "consumer": self.consumer.stats.running,
                 "relay_error": self.relay.last_error}
 
-    async def write(self, fn: Callable[..., tuple[T, bool]], **kwargs: Any) -> tuple[T, bool]:
-        """Run a domain function in one transaction; wake the relay once it committed."""
-        result = await asyncio.to_thread(self._write, fn, kwargs)
+    async def write(self, fn: Callable[..., tuple[T, bool]], *, audit: Note | None = None,
+                    **kwargs: Any) -> tuple[T, bool]:
+        """Run a domain function in one transaction, with its audit row; wake the relay once
+        it committed. A refused change is audited too, in a transaction of its own."""
+        try:
+            result = await asyncio.to_thread(self._write, fn, kwargs, audit)
+        except MotcuaError as exc:
+            if audit is not None:
+                await self.audit(audit, status=exc.status, detail=exc.code)
+            raise
         if result[1]:
             self.relay.wake()
             self._count(fn, kwargs)
@@ -115,11 +134,17 @@ class IntakeComponent:
             self.metrics.retries_replayed.inc()
         return result
 
-    def _write(self, fn: Callable[..., tuple[T, bool]], kwargs: dict[str, Any]) -> tuple[T, bool]:
+    def _write(self, fn: Callable[..., tuple[T, bool]], kwargs: dict[str, Any],
+               audit: Note | None) -> tuple[T, bool]:
         for attempt in range(3):
             try:
                 with transaction(self.engine) as session:
-                    return fn(session=session, deps=self.deps, **kwargs)
+                    body, created = fn(session=session, deps=self.deps, **kwargs)
+                    if audit is not None:
+                        case_code = body.get("case_code") if isinstance(body, dict) else None
+                        record(session, audit, status=201 if created else 200,
+                               at=self.deps.clock(), case_code=case_code)
+                    return body, created
             except IntegrityError:
                 # Two processes raced on one event id or case code: the retry sees the
                 # winner's row and answers as a replay (or a 409).
@@ -141,6 +166,20 @@ class IntakeComponent:
                 self.metrics.cases_received.labels("online").inc()
             self.metrics.events_recorded.labels(data.type).inc()
 
+    async def audit(self, note: Note, *, status: int, detail: str | None = None) -> None:
+        """An audit row on its own: a read, or a refusal that changed nothing."""
+        if detail is not None:
+            note = replace(note, detail=detail)
+
+        def run() -> None:
+            with transaction(self.engine) as session:
+                record(session, note, status=status, at=self.deps.clock())
+
+        try:
+            await asyncio.to_thread(run)
+        except OperationalError as exc:
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+
     async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:
         def run() -> T:
             with Session(self.engine) as session:
@@ -161,4 +200,5 @@ def create_app(
         calendar=WorkingCalendar.load(default_calendar_dir()), clock=clock,
     )
     return build_app(title="motcua intake", components=[component], bus=bus, registry=registry,
-                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes)
+                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
+                     settings=settings)

@@ -4,7 +4,7 @@ and the catalogue versions (registry.store)."""
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
 
 from registry.store import CatalogueStore
@@ -78,16 +78,61 @@ class CaseEventRecord(SQLModel, table=True):
 
 
 class Applicant(SQLModel, table=True):
-    """Personal data stays here, in intake's database only: never in events, logs or KPIs."""
+    """Personal data stays here, in intake's database only: never in events, logs or KPIs.
+
+    id_number, name, address and phone are stored encrypted (intake.pii: AES-256-GCM, bound to
+    the case and the column); `key_id` names the key, NULL for rows written before encryption
+    (intake re-encrypts those, and rows under a retired key, at start)."""
 
     __tablename__ = "intake_applicants"
 
     case_code: str = Field(primary_key=True, max_length=40)
     kind: str = Field(max_length=20)
-    id_number: str | None = Field(default=None, max_length=20)
+    id_number: str | None = None
     name: str | None = None
     address: str | None = None
-    phone: str | None = Field(default=None, max_length=20)
+    phone: str | None = None
+    key_id: str | None = Field(default=None, max_length=40)
+
+
+class Client(SQLModel, table=True):
+    """An API client: a reception counter (or agency system), a portal, or an administrator.
+
+    The secret is kept only as a scrypt hash; it is shown once, when the client is created."""
+
+    __tablename__ = "intake_clients"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    agency_code: str | None = Field(default=None, max_length=20)
+    province_code: str | None = Field(default=None, max_length=8)
+    secret_hash: str = Field(max_length=300)
+    created_at: datetime = _tz(nullable=False)
+    created_by: str = Field(max_length=100)
+    revoked_at: datetime | None = _tz(nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=100)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to which case, when, from where. Append-only: the migration installs
+    triggers that refuse UPDATE and DELETE on this table."""
+
+    __tablename__ = "intake_audit"
+    __table_args__ = (Index("ix_intake_audit_case_id", "case_code", "id"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"),
+                                       primary_key=True, autoincrement=True))
+    at: datetime = _tz(nullable=False)
+    client_id: str = Field(max_length=64, index=True)
+    client_kind: str = Field(max_length=20)
+    action: str = Field(max_length=60)
+    case_code: str | None = Field(default=None, max_length=40)
+    status: int
+    request_id: str = Field(max_length=128)
+    client_ip: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, max_length=300)
 
 
 class CaseSequence(SQLModel, table=True):

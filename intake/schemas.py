@@ -33,6 +33,16 @@ class ApplicantIn(BaseModel):
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9]{8,15}$")
 
 
+class ApplicantOut(BaseModel):
+    """The applicant as the receiving agency's counter sees it (never in the public look-up)."""
+
+    kind: str
+    id_number: str | None = None
+    name: str | None = None
+    address: str | None = None
+    phone: str | None = None
+
+
 class CaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -189,6 +199,9 @@ class CaseDetail(CasePublic):
     result_digitised: bool
     allowed_events: list[str]
     history: list[HistoryItem]
+    applicant: ApplicantOut | None = Field(
+        default=None, description="Personal data: shown to the agency's counters and "
+        "administrators only, and every read is in the audit trail.")
 
 
 # --- the admin API: versions of agencies and procedures ---------------------------------------

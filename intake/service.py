@@ -26,7 +26,10 @@ from contracts.types import OnlineLevel
 from intake import lifecycle
 from intake.codes import format_case_code, next_sequence, parse_case_code
 from intake.models import CATALOGUE, OUTBOX, Applicant, Case, CaseEventRecord
+from intake.pii import PiiCipher
 from intake.schemas import (
+    ApplicantIn,
+    ApplicantOut,
     CaseCreate,
     CaseDetail,
     CasePublic,
@@ -73,6 +76,14 @@ class IntakeDeps:
     store: CatalogueStore = CATALOGUE
     clock_skew: timedelta = timedelta(seconds=120)
     source: str = "/motcua/intake"
+    # Encrypts applicant data at rest; None only in domain tests that store no applicant.
+    pii: PiiCipher | None = None
+
+    def applicant(self, case_code: str, data: ApplicantIn) -> Applicant:
+        row = Applicant(case_code=case_code, **data.model_dump())
+        if self.pii is None:
+            raise RuntimeError("no PII cipher configured: applicant data is never stored plain")
+        return self.pii.seal(row)
 
     def catalogue(self, session: Session) -> Catalogue:
         """The agency registry and procedure catalogue, with history, as intake stores them."""
@@ -84,7 +95,9 @@ def _error(field: str, rule: str, message: str) -> ValidationFailed:
 
 
 def _fingerprint(data: Any) -> str:
-    body = data.model_dump(mode="json", exclude={"event_id"}, exclude_none=True)
+    # Without the applicant: a hash of an id number beside the case's own fields could be
+    # reversed by trying every number, which would undo its encryption at rest.
+    body = data.model_dump(mode="json", exclude={"event_id", "applicant"}, exclude_none=True)
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -172,7 +185,7 @@ def receive_case(
     )
     session.add(case)
     if data.applicant is not None:
-        session.add(Applicant(case_code=case_code, **data.applicant.model_dump()))
+        session.add(deps.applicant(case_code, data.applicant))
     receipt = _slip(case, agency).model_dump(mode="json")
     payload = CaseReceived(case_code=case_code, occurred_at=received_at, status=2,
                            **_received_fields(case))
@@ -304,7 +317,7 @@ def submit_case(
     )
     session.add(case)
     if data.applicant is not None:
-        session.add(Applicant(case_code=case_code, **data.applicant.model_dump()))
+        session.add(deps.applicant(case_code, data.applicant))
     answer = SubmissionReceipt(
         case_code=case_code, status=1, status_name=lifecycle.STATUS_NAMES[1],
         agency_code=agency.code, agency_name=agency.name, procedure_code=procedure.code,
@@ -583,7 +596,8 @@ def _append(
 # --- read ----------------------------------------------------------------------------------
 
 
-def get_case(*, session: Session, case_code: str) -> CaseDetail:
+def get_case(*, session: Session, case_code: str, pii: PiiCipher | None = None) -> CaseDetail:
+    """The case with its history; with a cipher, also the applicant (decrypted)."""
     case = session.get(Case, case_code)
     if case is None:
         raise NotFound(f"case {case_code} does not exist")
@@ -611,7 +625,13 @@ def get_case(*, session: Session, case_code: str) -> CaseDetail:
         result_digitised=case.result_digitised,
         allowed_events=_allowed(case),
         history=history,
+        applicant=_applicant(session, case_code, pii),
     )
+
+
+def _applicant(session: Session, case_code: str, pii: PiiCipher | None) -> ApplicantOut | None:
+    row = session.get(Applicant, case_code) if pii is not None else None
+    return ApplicantOut.model_validate(pii.open(row)) if pii is not None and row else None
 
 
 def get_public_case(*, session: Session, case_code: str) -> CasePublic:

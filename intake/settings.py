@@ -1,6 +1,6 @@
 """Intake settings (environment prefix MOTCUA_INTAKE_ for its own fields)."""
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.settings import ServiceSettings
@@ -20,3 +20,20 @@ class IntakeSettings(ServiceSettings):
         default=120, ge=0, description="How far in the future a counter's clock may run."
     )
     batch_max_items: int = Field(default=1000, ge=1, description="Largest POST /v1/events:batch.")
+    pii_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys encrypting applicant data at rest: `id:base64(32 bytes)`, comma "
+        "separated, the first encrypts; required outside development.",
+    )
+
+    @model_validator(mode="after")
+    def _pii_keys_are_real(self) -> "IntakeSettings":
+        from intake.pii import parse_keys
+
+        if self.pii_keys is None:
+            if self.environment != "development":
+                raise ValueError("pii_keys (MOTCUA_INTAKE_PII_KEYS) is required outside "
+                                 "development")
+            return self
+        parse_keys(self.pii_keys.get_secret_value())  # a malformed key fails here, at start
+        return self

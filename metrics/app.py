@@ -104,4 +104,5 @@ def create_app(
     bus = make_bus(settings)
     component = MetricsComponent(settings, bus=bus, registry=registry, clock=clock)
     return build_app(title="motcua metrics", components=[component], bus=bus, registry=registry,
-                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes)
+                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
+                     settings=settings)

@@ -38,7 +38,8 @@ def create_embedded_app(
         MetricsComponent(metrics, bus=bus, registry=registry, clock=clock),
     ]
     return build_app(title="motcua", components=components, bus=bus, registry=registry,
-                     topic_prefix=intake.topic_prefix, max_body_bytes=intake.max_body_bytes)
+                     topic_prefix=intake.topic_prefix, max_body_bytes=intake.max_body_bytes,
+                     settings=intake)
 
 
 def settings_for(data_dir: Path | None = None, **overrides: Any) -> dict[str, Any]:

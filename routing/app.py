@@ -169,4 +169,5 @@ def create_app(
     component = RoutingComponent(settings, bus=bus, registry=registry,
                                  catalogue=Catalogue.load(settings.catalogue_dir), clock=clock)
     return build_app(title="motcua routing", components=[component], bus=bus, registry=registry,
-                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes)
+                     topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
+                     settings=settings)

@@ -1,18 +1,23 @@
 """The app factory: builds a FastAPI app around one or more service components."""
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Header, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.bus.base import Bus
 from services.component import Component
-from services.errors import install_error_handlers, problem
-from services.http import BodyLimit, RequestMetrics
+from services.errors import Unauthorized, install_error_handlers, problem
+from services.http import BodyLimit, RequestId, RequestMetrics, RequestTimeout
+from services.security import Security
+from services.security.policy import public, unguarded_routes
+from services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +30,14 @@ def build_app(
     registry: CollectorRegistry,
     topic_prefix: str,
     max_body_bytes: int,
+    settings: ServiceSettings,
     shutdown_timeout: float = 15.0,
 ) -> FastAPI:
+    # One per process: verifies tokens and follows the revocation topic for every component.
+    security = Security(settings, bus=bus, registry=registry,
+                        service="-".join(c.name for c in components))
+    components = [*components, security]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
@@ -65,6 +76,7 @@ def build_app(
         description="motcua: case tracking for Vietnam's one-stop-shop counters.",
     )
     install_error_handlers(app)
+    app.state.security = security
     app.state.components = {c.name: c for c in components}
     app.state.bus = bus
     app.state.registry = registry
@@ -72,11 +84,12 @@ def build_app(
         for router in c.routers():
             app.include_router(router)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness")
+    @app.get("/healthz", tags=["health"], summary="Liveness", dependencies=[Depends(public)])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness of the bus, databases and loops")
+    @app.get("/readyz", tags=["health"], summary="Readiness of the bus, databases and loops",
+             dependencies=[Depends(public)])
     async def readyz() -> Response:
         checks: dict[str, object] = {"bus": await bus.ready()}
         for c in components:
@@ -88,11 +101,26 @@ def build_app(
         return problem(503, "Not ready", f"Failing checks: {failing}", code="not_ready",
                        checks=checks)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus exposition")
-    async def metrics() -> Response:
+    @app.get("/metrics", tags=["health"], summary="Prometheus exposition",
+             dependencies=[Depends(public)])
+    async def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        # Public unless a scrape token is configured: Prometheus sends a fixed credential, and
+        # the exposition carries counts only, never case or applicant data.
+        expected = security.metrics_token
+        if expected is not None and not hmac.compare_digest(
+                (authorization or "").encode(), f"Bearer {expected}".encode()):
+            security.refuse(401, "metrics_token")
+            raise Unauthorized("GET /metrics needs the scrape token (MOTCUA_METRICS_SCRAPE_TOKEN)"
+                               " as `Authorization: Bearer …`.")
         body = await asyncio.to_thread(generate_latest, registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    unguarded = unguarded_routes(app)
+    if unguarded:
+        raise RuntimeError(f"routes without an access decision (public or allow(...)): "
+                           f"{unguarded}")
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
+    app.add_middleware(RequestId)
     return app

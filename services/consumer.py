@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from contracts import DEAD_LETTER_TOPIC, DecodeError, Envelope, UnknownVersionError, decode
-from services.bus.base import Bus, Message, Record, TopicPartition
+from services.bus.base import Bus, Consumer, Message, Record, TopicPartition
 from services.db import transaction
 from services.tracking import Tracking
 
@@ -46,6 +46,17 @@ class ConsumerStats:
     # Partitions waiting at a newer event version than this build knows: partition -> offset.
     parked: dict[TopicPartition, int] = field(default_factory=dict)
     running: bool = False
+
+
+@dataclass
+class _Batch:
+    """A fetched batch, decoded: what to apply, what to dead-letter, where it leaves each
+    partition, and the partitions parked at a newer event version (partition -> offset)."""
+
+    envelopes: list[Envelope] = field(default_factory=list)
+    dead: list[Record] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    parked: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,34 +113,57 @@ class ConsumerRunner:
         consumer = self._bus.consumer(group_id=self.group_id, topics=topics, load_positions=load)
         await consumer.start()
         self.stats.running = True
+        # The next batch is fetched and decoded while this one is in the database: decoding is
+        # CPU in the event loop, the database work mostly waiting on the server
+        # (docs/benchmarks.md). Nothing of the next batch is applied or acknowledged before
+        # this one committed; a run that ends drops it, and the next run's consumer starts
+        # from the positions in the database.
+        ahead: asyncio.Task[_Batch | None] | None = None
+        lag_at = 0.0
         try:
             while not stop.is_set():
-                messages = await consumer.getmany(timeout_ms=self._poll, max_records=self._batch)
-                if messages:
-                    done = await self._process(messages, stop)
-                    if done is None:
+                if ahead is not None:
+                    batch, ahead = await ahead, None
+                else:
+                    batch = await self._fetch(consumer, {})
+                if batch is not None:
+                    applying = asyncio.create_task(self._process(batch, stop))
+                    ahead = asyncio.create_task(self._fetch(consumer, batch.parked))
+                    if not await applying:
                         break  # stopped before the batch committed: nothing applied
-                    offsets, parked = done
-                    await consumer.commit(offsets)
-                    for tp, offset in parked.items():
+                    await consumer.commit(batch.offsets)
+                    for tp, offset in batch.parked.items():
                         consumer.pause_at(tp, offset)
-                    self.stats.parked.update(parked)
+                    self.stats.parked.update(batch.parked)
                     self.stats.batches += 1
                     self.stats.last_batch_at = time.time()
-                self.stats.lag = await consumer.lag()
+                # Lag costs the broker a round trip: at most once a second, not once a batch.
+                if time.monotonic() - lag_at >= 1.0 or batch is None:
+                    self.stats.lag = await consumer.lag()
+                    lag_at = time.monotonic()
                 # A partition reassigned elsewhere is parked (or not) at its new owner.
                 owned = consumer.assignment()
                 self.stats.parked = {tp: o for tp, o in self.stats.parked.items() if tp in owned}
         finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ahead
             self.stats.running = False
             self.stats.parked = {}
             await consumer.stop()
 
-    async def _process(
-        self, messages: list[Message], stop: asyncio.Event
-    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]] | None:
-        """Apply a batch; returns (offsets to commit, partitions parked at an offset), or None
-        if stopped before the database commit."""
+    async def _fetch(
+        self, consumer: Consumer, parked_before: dict[TopicPartition, int]
+    ) -> "_Batch | None":
+        messages = await consumer.getmany(timeout_ms=self._poll, max_records=self._batch)
+        if parked_before:
+            # Fetched while the batch before parked these partitions: read again after the
+            # upgrade, from the parked record on.
+            messages = [m for m in messages if m.offset < parked_before.get(m.tp, m.offset + 1)]
+        return self._decode(messages) if messages else None
+
+    def _decode(self, messages: list[Message]) -> "_Batch":
         decoded: list[tuple[Message, Envelope | DecodeError]] = []
         parked: dict[TopicPartition, int] = {}
         for m in messages:
@@ -142,34 +176,36 @@ class ConsumerRunner:
                               m.partition, m.offset, self.group_id, exc)
             except DecodeError as exc:
                 decoded.append((m, exc))
-        envelopes: list[Envelope] = []
-        dead: list[Record] = []
+        batch = _Batch(parked=parked)
         for m, result in decoded:
             if m.offset >= parked.get(m.tp, m.offset + 1):
                 continue  # behind a parked record: read again, in order, after the upgrade
             if isinstance(result, DecodeError):
-                dead.append(self._dead_letter(m, result))
+                batch.dead.append(self._dead_letter(m, result))
             else:
-                envelopes.append(result)
-        if dead:
+                batch.envelopes.append(result)
+        for m in messages:
+            batch.offsets[m.tp] = max(batch.offsets.get(m.tp, 0), m.offset + 1)
+        # A parked partition's stored position is the parked record itself.
+        batch.offsets.update(parked)
+        return batch
+
+    async def _process(self, batch: "_Batch", stop: asyncio.Event) -> bool:
+        """Apply a batch; False if stopped before the database commit."""
+        if batch.dead:
             # Published before the batch commits: at worst a dead letter is recorded twice,
             # never lost, and the partition still moves on.
-            await self._bus.publish(dead)
-            self.stats.dead_lettered += len(dead)
-        offsets: dict[TopicPartition, int] = {}
-        for m in messages:
-            offsets[m.tp] = max(offsets.get(m.tp, 0), m.offset + 1)
-        # A parked partition's stored position is the parked record itself.
-        offsets.update(parked)
-        applied = await self._apply_with_retry(envelopes, offsets, stop)
+            await self._bus.publish(batch.dead)
+            self.stats.dead_lettered += len(batch.dead)
+        applied = await self._apply_with_retry(batch.envelopes, batch.offsets, stop)
         if applied is None:
-            return None
-        self.stats.consumed += len(envelopes) + len(dead)
+            return False
+        self.stats.consumed += len(batch.envelopes) + len(batch.dead)
         self.stats.applied += applied
-        self.stats.duplicates += len(envelopes) - applied
+        self.stats.duplicates += len(batch.envelopes) - applied
         if self._spec.after_commit is not None:
-            self._spec.after_commit(envelopes)
-        return offsets, parked
+            self._spec.after_commit(batch.envelopes)
+        return True
 
     async def _apply_with_retry(
         self, envelopes: list[Envelope], offsets: dict[TopicPartition, int], stop: asyncio.Event

@@ -45,7 +45,7 @@ class Unauthorized(MotcuaError):
         challenge = 'Bearer realm="motcua"'
         if error:
             challenge += f', error="{error}"'
-        super().__init__(detail, headers={"WWW-Authenticate": challenge}, **extra)
+        super().__init__(detail, headers={"WWW-Authenticate": challenge}, error=error, **extra)
 
 
 class Forbidden(MotcuaError):

@@ -1,6 +1,9 @@
-"""HTTP plumbing shared by every app: body-size limit and request metrics."""
+"""HTTP plumbing shared by every app: request ids, timeouts, body-size limit, request metrics."""
 
+import asyncio
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -8,12 +11,78 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import Match
 
 from services.errors import PayloadTooLarge, problem
+from services.logging import REQUEST_ID
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestId:
+    """Every request gets an id: the caller's `X-Request-ID` if it is a sane token, else a new
+    one. It is answered in the same header, stamped on log lines and kept in the audit trail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = REQUEST_ID.set(rid)
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            REQUEST_ID.reset(token)
+
+
+class RequestTimeout:
+    """An answer not started within `seconds` becomes a 503 problem with Retry-After.
+
+    The work already handed to a thread still finishes (and commits, if it gets that far);
+    the client retries with the same event id, which answers the stored result."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, watched), self.seconds)
+        except TimeoutError:
+            if started:
+                raise
+            response = problem(
+                503, "Request timed out", f"No answer within {self.seconds:g} s; retry with "
+                "the same event id or Idempotency-Key.", code="timeout",
+                instance=scope.get("path"), headers={"Retry-After": "1"})
+            await response(scope, receive, send)
 
 
 class BodyLimit:

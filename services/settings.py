@@ -23,7 +23,9 @@ class ServiceSettings(BaseSettings):
     (e.g. INTAKE_DATABASE_URL) overrides it for that service alone.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore", populate_by_name=True)
+    # An error must not print the values it refused: they may be secrets.
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore", populate_by_name=True,
+                                      hide_input_in_errors=True)
 
     service_name: str = Field(default="motcua", description="Name used in logs and event sources.")
     data_dir: Path = Field(

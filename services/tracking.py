@@ -4,11 +4,14 @@ Positions (next offset per partition) let a consumer resume exactly where its la
 transaction ended; processed event ids make a redelivered or republished event a no-op.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, Integer, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
@@ -76,16 +79,35 @@ class Tracking:
         ids = list(dict.fromkeys(event_ids))
         if not ids:
             return set()
-        seen: set[str] = set()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            seen.update(
-                session.execute(
-                    select(self.processed.c.event_id).where(self.processed.c.event_id.in_(chunk))
-                ).scalars()
-            )
-        new = [i for i in ids if i not in seen]
+        # Through the driver, not SQLAlchemy's executemany: its per-row parameter processing
+        # was a measurable share of every consumer's batch (docs/benchmarks.md).
+        conn = session.connection()
+        raw: Any = conn.connection.driver_connection
+        table = self.processed.name
         now = datetime.now(UTC)
-        upsert(session, self.processed, [{"event_id": i, "processed_at": now} for i in new],
-               keys=("event_id",))
-        return set(new)
+        with closing(raw.cursor()) as cur:
+            if conn.dialect.name == "postgresql":
+                # One statement: an id another transaction is inserting waits for it, then
+                # counts as seen, so two consumers never both claim it.
+                cur.execute(
+                    f"INSERT INTO {table} (event_id, processed_at) SELECT unnest(%s::text[]), %s "
+                    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                    (ids, now),
+                )
+                return {r[0] for r in cur.fetchall()}
+            # SQLite: writers are serialised (BEGIN IMMEDIATE), so look, then insert.
+            seen: set[str] = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur.execute(f"SELECT event_id FROM {table} WHERE event_id IN ({marks})", chunk)
+                seen.update(r[0] for r in cur.fetchall())
+            new = [i for i in ids if i not in seen]
+            stamp = self._sqlite_time(conn.dialect)(now)
+            cur.executemany(f"INSERT INTO {table} (event_id, processed_at) VALUES (?, ?)",
+                            [(i, stamp) for i in new])
+            return set(new)
+
+    def _sqlite_time(self, dialect: Dialect) -> Callable[[datetime], object]:
+        col = self.processed.c.processed_at
+        return col.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)

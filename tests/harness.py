@@ -1,15 +1,63 @@
 """A motcua stack under test: the embedded composition in-process, driven over HTTP."""
 
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 from fastapi.testclient import TestClient
 
 from motcua.embedded import create_embedded_app, settings_for
 from services.clock import Clock, system_clock
+from services.security import Tokens
+
+# Paths by the kind of client that calls them; everything else is a counter's.
+ADMIN_PATHS = ("/v1/admin", "/v1/audit")
+PORTAL_PATHS = ("/v1/kpis", "/v1/breakdown", "/v1/overdue", "/v1/plans")
+
+
+class RoleAuth(httpx.Auth):
+    """Authenticates a test's requests as the kind of client that would make them: a national
+    counter, a national portal or an administrator, by path, with tokens minted by the stack's
+    own signing key. A request that carries its own Authorization header keeps it."""
+
+    def __init__(self, signing_key: str, issuer: str = "motcua") -> None:
+        self.signing_key = signing_key
+        tokens = Tokens(signing_key.encode(), issuer=issuer)
+        self.tokens = {
+            kind: tokens.issue(client_id=f"test-{kind}", kind=kind, ttl_seconds=86_400)[0]
+            for kind in ("counter", "portal", "admin")
+        }
+
+    @staticmethod
+    def kind_for(path: str) -> str:
+        if path.startswith(ADMIN_PATHS):
+            return "admin"
+        return "portal" if path.startswith(PORTAL_PATHS) else "counter"
+
+    def headers(self, kind: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[kind]}"}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "authorization" not in request.headers:
+            request.headers.update(self.headers(self.kind_for(request.url.path)))
+        yield request
+
+
+def auth_settings(signing_key: str | None = None) -> dict[str, Any]:
+    """Settings every test stack gets: its own signing key (so tests mint tokens) and rate
+    limits high enough for load-shaped tests (tests/security checks the limits themselves)."""
+    return {"auth_signing_key": signing_key or secrets.token_urlsafe(32),
+            "rate_limit_per_second": 1_000_000.0, "rate_limit_burst": 1_000_000}
+
+
+def auth_env(signing_key: str) -> dict[str, str]:
+    """The same, for processes configured by the environment."""
+    return {"MOTCUA_AUTH_SIGNING_KEY": signing_key, "MOTCUA_RATE_LIMIT_PER_SECOND": "1000000",
+            "MOTCUA_RATE_LIMIT_BURST": "1000000"}
 
 
 @dataclass
@@ -55,7 +103,8 @@ def start_stack(
     clock: Clock = system_clock, **overrides: Any,
 ) -> Stack:
     data_dir.mkdir(parents=True, exist_ok=True)
-    opts: dict[str, Any] = {"topic_prefix": topic_prefix, "consumer_poll_ms": 50, **overrides}
+    opts: dict[str, Any] = {"topic_prefix": topic_prefix, "consumer_poll_ms": 50,
+                            **auth_settings(), **overrides}
     # Explicit None overrides what the environment says: a test chooses its bus and database.
     opts["kafka_bootstrap_servers"] = kafka
     opts["database_url"] = database_url
@@ -64,7 +113,9 @@ def start_stack(
 
 def _open(settings: dict[str, Any], clock: Clock = system_clock) -> Stack:
     app = create_embedded_app(**settings, clock=clock)
+    key = settings["intake"].auth_signing_key.get_secret_value()
     client = TestClient(app, raise_server_exceptions=True)
+    client.auth = RoleAuth(key)
     client.__enter__()
     wait_ready(lambda: client.get("/readyz"))
     return Stack(client=client, settings=settings, clock=clock)

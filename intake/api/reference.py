@@ -8,15 +8,17 @@ three-level structure (province, district, commune) and `on=2025-07-01` the two-
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from sqlmodel import Session
 
 from intake.service import IntakeDeps
 from intake.uow import IntakeDep
 from registry.store import agency_to_dict, procedure_to_dict
 from services.clock import LOCAL_TZ
+from services.security.policy import ANY_CLIENT
 
-router = APIRouter(prefix="/v1", tags=["reference"])
+# Any client: reference data is what every counter, portal and page needs to name things.
+router = APIRouter(prefix="/v1", tags=["reference"], dependencies=[Depends(ANY_CLIENT)])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0)]
 On = Annotated[date | None, Query(description="Local date; default today.")]

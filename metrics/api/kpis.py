@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from metrics import index, service
+from services.security.policy import ANY_CLIENT, KPI_READER
 
 if TYPE_CHECKING:
     from metrics.app import MetricsComponent
@@ -58,6 +59,7 @@ def cacheable(body: bytes, media_type: str, if_none_match: str | None) -> Respon
 
 
 @router.get("/kpis", summary="KPI figures for a scope and a local period",
+            dependencies=[Depends(KPI_READER)],
             responses={**PROBLEMS, 200: {"content": {JSON: {}, CSV: {}}},
                        304: {"description": "Not modified since the ETag given"}})
 async def read_kpis(
@@ -79,6 +81,7 @@ async def read_kpis(
 
 
 @router.get("/kpis/index", summary="Decision 766 style score for a unit and local period",
+            dependencies=[Depends(KPI_READER)],
             responses={**PROBLEMS, 304: {"description": "Not modified since the ETag given"}})
 async def read_index(
     metrics: MetricsDep,
@@ -91,7 +94,8 @@ async def read_index(
     return cacheable(bytes(JSONResponse(answer).body), JSON, if_none_match)
 
 
-@router.get("/plans", summary="The provincial plans loaded and the targets they set")
+@router.get("/plans", summary="The provincial plans loaded and the targets they set",
+            dependencies=[Depends(ANY_CLIENT)])
 async def read_plans(
     metrics: MetricsDep,
     province: Annotated[str | None, Query(description="Only this province's plans, e.g. H05.",

@@ -71,8 +71,13 @@ def overdue_cases(*, session: Session, scope: str, limit: int, offset: int) -> d
     """The live overdue backlog of `scope`, oldest receipt first. Codes only: metrics holds no
     personal data."""
     where: list[ColumnElement[bool]] = [col(ProjectedCase.overdue).is_(True)]
-    if scope != "all":
-        kind, code = scope.split(":", 1)
+    kind, _, code = scope.partition(":")
+    if kind == "province-field":
+        # A field within a province, e.g. land in Thanh Hóa (plans set targets per field).
+        province, field = code.split("/", 1)
+        where += [col(ProjectedCase.province_code) == province,
+                  col(ProjectedCase.field_code) == field]
+    elif kind != "all":
         where.append(col(_SCOPE_COLUMNS[kind]) == code)
     total = session.exec(select(func.count()).select_from(ProjectedCase).where(*where)).one()
     rows = session.exec(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,7 @@ from metrics import service
 from metrics.api.kpis import MetricsDep
 from metrics.dashboard import queries
 from services.errors import NotFound
+from services.security.policy import KPI_READER, public
 
 STATIC = Path(__file__).parent / "static"
 _MEDIA_TYPES = {
@@ -62,7 +63,9 @@ def _static_files() -> dict[str, Path]:
     return {p.name: p for p in STATIC.iterdir() if p.suffix in _MEDIA_TYPES}
 
 
-@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+# The page and its files are public; the figures it fetches need a portal token (docs/security.md).
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False,
+            dependencies=[Depends(public)])
 async def dashboard(request: Request) -> HTMLResponse:
     settings = _settings(request)
     page = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -75,7 +78,7 @@ async def dashboard(request: Request) -> HTMLResponse:
                                        "Cache-Control": "no-cache"})
 
 
-@router.get("/dashboard/static/{name}", include_in_schema=False)
+@router.get("/dashboard/static/{name}", include_in_schema=False, dependencies=[Depends(public)])
 async def static_file(name: str) -> FileResponse:
     path = _static_files().get(name)
     if path is None:
@@ -84,7 +87,7 @@ async def static_file(name: str) -> FileResponse:
                         headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/v1/breakdown", tags=["kpis"],
+@router.get("/v1/breakdown", tags=["kpis"], dependencies=[Depends(KPI_READER)],
             summary="KPIs of a scope's children: provinces of all, agencies of a province",
             responses={422: {"content": {"application/problem+json": {}}}})
 async def read_breakdown(
@@ -99,16 +102,19 @@ async def read_breakdown(
     kpis, scope, period = service.validate_query(kpi or _BREAKDOWN_KPIS, scope, period,
                                                  metrics.clock())
     children = await metrics.read(queries.breakdown, kpis=kpis, scope=scope, period=period)
+    for child in children:
+        child["items"] = service.with_targets(child["items"], metrics.plans)
     return {"scope": scope, "period": period, "by": queries.child_kind(scope),
             "children": children}
 
 
-@router.get("/v1/overdue", tags=["kpis"], summary="The live overdue backlog, case by case",
+@router.get("/v1/overdue", tags=["kpis"], dependencies=[Depends(KPI_READER)],
+            summary="The live overdue backlog, case by case",
             responses={422: {"content": {"application/problem+json": {}}}})
 async def read_overdue(
     metrics: MetricsDep,
     scope: Annotated[str, Query(description="all, province:…, agency:…, district:…, field:…, "
-                                            "procedure:…")] = "all",
+                                            "procedure:…, province-field:H56/land")] = "all",
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:

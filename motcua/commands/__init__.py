@@ -7,4 +7,5 @@ MODULES = [
     "motcua.commands.simulate",
     "motcua.commands.deadletters",
     "motcua.commands.metrics_admin",
+    "motcua.commands.clients",
 ]

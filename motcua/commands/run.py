@@ -33,12 +33,18 @@ def serve(app: FastAPI, host: str, port: int, banner: str | None = None) -> None
 
 
 def cmd_up(args: argparse.Namespace) -> None:
+    from intake.bootstrap import bootstrap_clients
     from motcua.embedded import create_embedded_app, settings_for
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_embedded_app(**settings_for(data_dir))
+    settings = settings_for(data_dir)
+    app = create_embedded_app(**settings)
     base = f"http://{args.host}:{args.port}"
+    credentials = data_dir / "credentials.json"
+    created = bootstrap_clients(settings["intake"], credentials, url=base)
+    clients = (f"  clients:  {', '.join(created)} created; id and secret in {credentials} "
+               "(0600)\n" if created else "")
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     bus = f"Kafka {kafka}" if kafka else "embedded bus"
     db = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"SQLite files in {data_dir}"
@@ -47,7 +53,9 @@ def cmd_up(args: argparse.Namespace) -> None:
         f"  API:      {base}/v1/\n"
         f"  API docs: {base}/docs\n"
         f"  metrics:  {base}/metrics\n"
-        f"  health:   {base}/readyz"
+        f"  health:   {base}/readyz\n"
+        f"{clients}"
+        f"  token:    motcua clients --data-dir {data_dir} token --as counter"
     ))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from motcua.commands.clients import add_credential_options, auth_for
 from motcua.console import Progress, table
 from motcua.loadgen import LoadGenerator, Request
 from registry.catalogue import Catalogue
@@ -26,12 +27,14 @@ def register(sub: Any) -> None:
     sim.add_argument("--url", default="http://127.0.0.1:8000", help="intake (or `motcua up`)")
     sim.add_argument("--metrics-url", default=None, help="metrics, if not the same as --url")
     sim.add_argument("--concurrency", type=int, default=16)
+    add_credential_options(sim, default_kind="counter")
     sim.set_defaults(func=cmd_simulate)
     kp = sub.add_parser("kpis", help="print a KPI table from a running motcua")
     kp.add_argument("--url", default="http://127.0.0.1:8000", help="metrics (or `motcua up`)")
     kp.add_argument("--scope", default="all")
     kp.add_argument("--period", default=None, help="2026, 2026-Q1, 2026-03 or 2026-03-02")
     kp.add_argument("--kpi", action="append", default=None)
+    add_credential_options(kp, default_kind="portal")
     kp.set_defaults(func=cmd_kpis)
 
 
@@ -41,7 +44,8 @@ def cmd_kpis(args: argparse.Namespace) -> None:
         params["period"] = args.period
     if args.kpi:
         params["kpi"] = args.kpi
-    r = httpx.get(f"{args.url.rstrip('/')}/v1/kpis", params=params, timeout=30)
+    r = httpx.get(f"{args.url.rstrip('/')}/v1/kpis", params=params, timeout=30,
+                  auth=auth_for(args, args.as_kind))
     if r.status_code != 200:
         sys.exit(f"error {r.status_code}: {r.text}")
     print(kpi_table(r.json()))
@@ -63,27 +67,37 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     requests = list(gen.requests(start=start, days=args.days,
                                  cases_per_day=args.cases_per_day, not_after=now))
     outcome = asyncio.run(send_all(requests, url=args.url, rate=args.rate,
-                                   concurrency=args.concurrency))
+                                   concurrency=args.concurrency,
+                                   auth=auth_for(args, args.as_kind)))
     print(table(["outcome", "requests"], sorted(outcome.items())))
     metrics_url = (args.metrics_url or args.url).rstrip("/")
     months = sorted({r.at.astimezone(LOCAL_TZ).strftime("%Y-%m") for r in requests})
+    # KPIs are a portal's to read: the credentials file's portal, or the credentials given.
+    kpi_auth = auth_for(args, "portal") if credentials_file_only(args) else auth_for(
+        args, args.as_kind)
     for month in months:
         r = httpx.get(f"{metrics_url}/v1/kpis",
-                      params={"scope": f"province:{args.plan}", "period": month}, timeout=30)
+                      params={"scope": f"province:{args.plan}", "period": month}, timeout=30,
+                      auth=kpi_auth)
         if r.status_code == 200:
             print()
             print(kpi_table(r.json()))
 
 
+def credentials_file_only(args: argparse.Namespace) -> bool:
+    return not args.token and not (args.client_id and args.client_secret)
+
+
 async def send_all(requests: list[Request], *, url: str, rate: float,
-                   concurrency: int) -> Counter[str]:
+                   concurrency: int, auth: httpx.Auth | None = None) -> Counter[str]:
     """Send in time order at `rate`/s; one case's requests go in order through one worker."""
     outcome: Counter[str] = Counter()
     codes: dict[str, str] = {}
     queues: list[asyncio.Queue[Request | None]] = [asyncio.Queue() for _ in range(concurrency)]
     progress = Progress(len(requests), "simulate")
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits,
+                                 auth=auth) as client:
 
         async def worker(q: asyncio.Queue[Request | None]) -> None:
             while (req := await q.get()) is not None:

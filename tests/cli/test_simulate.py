@@ -15,7 +15,7 @@ from tests.harness import wait_ready
 
 
 @pytest.fixture
-def running(tmp_path: Path) -> Iterator[str]:
+def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
@@ -24,6 +24,8 @@ def running(tmp_path: Path) -> Iterator[str]:
                              "--data-dir", str(tmp_path / "data")],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    # `motcua up` writes its first clients' credentials there; the commands below use them.
+    monkeypatch.setenv("MOTCUA_CREDENTIALS", str(tmp_path / "data" / "credentials.json"))
     try:
         client = httpx.Client(base_url=url, timeout=10)
         wait_ready(lambda: _probe(client), timeout=60)

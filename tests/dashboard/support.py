@@ -21,7 +21,7 @@ from services.bus.base import Record
 from services.clock import LOCAL_TZ
 from tests.e2e.test_three_processes import _probe, free_port
 from tests.factories import CENTRE, FREE_PROCEDURE, case_body, event_body
-from tests.harness import wait_ready, wait_settled
+from tests.harness import RoleAuth, auth_settings, wait_ready, wait_settled
 
 # Two Thanh Hóa agencies (the service centre and the Justice Department) and one in Bắc Ninh,
 # so the page has two provinces to choose from and two agencies inside Thanh Hóa.
@@ -165,6 +165,7 @@ class LiveServer:
     loop: asyncio.AbstractEventLoop
     client: httpx.Client
     topic_prefix: str
+    token: str = ""  # a national portal's, for the page (#token=…)
 
     def component(self, name: str) -> Any:
         return self.app.state.components[name]
@@ -189,7 +190,8 @@ def live_server(data_dir: Path, topic_prefix: str) -> Iterator[LiveServer]:
     """`motcua up` in a thread: uvicorn on a free port, embedded bus, SQLite. In-process (not a
     subprocess) so the test can stand in for routing's overdue scan on the same bus."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = settings_for(data_dir, topic_prefix=topic_prefix, consumer_poll_ms=50,
+    auth = auth_settings()
+    settings = settings_for(data_dir, **auth, topic_prefix=topic_prefix, consumer_poll_ms=50,
                             kafka_bootstrap_servers=None, database_url=None)
     app = create_embedded_app(**settings)
     port = free_port()
@@ -200,10 +202,12 @@ def live_server(data_dir: Path, topic_prefix: str) -> Iterator[LiveServer]:
                               name="dashboard-test-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, timeout=30)
+    role_auth = RoleAuth(auth["auth_signing_key"])
+    client = httpx.Client(base_url=url, timeout=30, auth=role_auth)
     try:
         wait_ready(lambda: _probe(client), timeout=60)
-        yield LiveServer(app=app, url=url, loop=loop, client=client, topic_prefix=topic_prefix)
+        yield LiveServer(app=app, url=url, loop=loop, client=client, topic_prefix=topic_prefix,
+                         token=role_auth.tokens["portal"])
     finally:
         client.close()
         server.should_exit = True

@@ -76,10 +76,13 @@ def test_overdue_backlog_case_by_case(province: tuple[Stack, Posted]) -> None:
     assert first["agency_code"] == CENTRE and first["procedure_code"] == "1.004873"
     # The same backlog as the overdue_open KPI, in every scope.
     for scope in ("all", "province:H56", f"agency:{CENTRE}", f"agency:{JUSTICE}",
-                  "province:H05", "procedure:1.004873"):
+                  "province:H05", "procedure:1.004873", "field:civil_status",
+                  "province-field:H56/civil_status", "province-field:H05/civil_status"):
         listed = stack.client.get("/v1/overdue", params={"scope": scope}).json()["total"]
         count = stack.client.get("/v1/kpis", params={"scope": scope, "kpi": "overdue_open"})
         assert listed == count.json()["items"][0]["value"], scope
+    field_in_province = {"scope": "province-field:H56/civil_status"}
+    assert stack.client.get("/v1/overdue", params=field_in_province).json()["total"] == 2
 
     pages = [stack.client.get("/v1/overdue", params={"scope": "all", "limit": 1,
                                                      "offset": n}).json() for n in (0, 1, 2)]

@@ -68,7 +68,8 @@ def assert_tiles_match_api(page: Any, server: LiveServer, lang: str) -> dict[str
         assert tile["value"] == shown_value(item, lang), (kpi, tile, item)
         if item["unit"] != "cases":
             assert tile["fraction"] == shown_fraction(item, lang), (kpi, tile, item)
-            target = shown_value({**item, "value": item.get("target")}, lang)
+            target = {">=": "≥ ", ">": "> "}.get(item.get("comparison"), "") + shown_value(
+                {**item, "value": item.get("target")}, lang)
             assert (tile["target"], tile["gap"]) == (target, shown_gap(item, lang)), kpi
     return items
 
@@ -83,7 +84,7 @@ def test_dashboard_in_chromium(browser: Any, tmp_path: Path, topic_prefix: str) 
         problems: list[str] = []
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.goto(f"{server.url}/dashboard?refresh=1")
+        page.goto(f"{server.url}/dashboard?refresh=1#token={server.token}")
 
         # Vietnamese by default, nationwide, every tile equal to the API's figures.
         wait_scope(page, "all")
@@ -160,7 +161,7 @@ def test_without_intake_the_page_shows_codes(browser: Any, tmp_path: Path,
         post_province_cases(server.client, server.settled, datetime.now(UTC))
         page = browser.new_page()
         page.goto(f"{server.url}/dashboard?refresh=1&scope=province:H56"
-                  "&intake=http://127.0.0.1:9")
+                  f"&intake=http://127.0.0.1:9#token={server.token}")
         wait_scope(page, "province:H56")
         page.wait_for_selector("#notice:not([hidden])")
         assert "http://127.0.0.1:9" in page.text_content("#notice")
@@ -181,21 +182,26 @@ def test_plan_targets_show_beside_the_figures(browser: Any, tmp_path: Path,
     def with_targets(route: Any) -> None:
         answer = route.fetch().json()
         for item in answer["items"]:
+            for key in ("target", "comparison", "gap", "status", "plan"):
+                item.pop(key, None)  # only the targets this test sets
             target = targets.get(item["kpi"])
             if target is not None and item["value"] is not None:
                 gap = item["value"] - target
-                item.update(target=target, gap=gap, status="met" if gap >= 0 else "behind")
+                item.update(target=target, comparison=">=", gap=gap,
+                            status="met" if gap >= 0 else "behind",
+                            plan={"id": "test", "document": "Kế hoạch thử nghiệm"})
         route.fulfill(json=answer)
 
     with live_server(tmp_path / "data", topic_prefix) as server:
         post_province_cases(server.client, server.settled, datetime.now(UTC))
         page = browser.new_page()
         page.route("**/v1/kpis?*", with_targets)
-        page.goto(f"{server.url}/dashboard?refresh=1&scope=province:H56")
+        page.goto(f"{server.url}/dashboard?refresh=1&scope=province:H56#token={server.token}")
         wait_scope(page, "province:H56")
         online = '[data-kpi="online_share"]'
         assert page.text_content(f"{online} .tile-value") == "42,9%"  # 3 of 7 received online
-        assert page.text_content(f"{online} .tile-target") == "80,0%"
+        assert page.text_content(f"{online} .tile-target") == "≥ 80,0%"
+        assert page.get_attribute(f"{online} .tile-target", "title") == "Kế hoạch thử nghiệm"
         assert page.text_content(f"{online} .tile-gap") == "−37,1 điểm %"
         assert page.text_content(f"{online} .badge") == "Chưa đạt"
         on_time = '[data-kpi="on_time_rate"]'

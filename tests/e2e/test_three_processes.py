@@ -2,6 +2,7 @@
 each with its own PostgreSQL database, so they can only talk through Kafka topics."""
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.test_scenario import assert_kpis_match, run_scenario
-from tests.harness import wait_ready
+from tests.harness import RoleAuth, auth_env, wait_ready
 
 SERVICES = ("intake", "routing", "metrics")
 
@@ -57,7 +58,9 @@ def processes(
 ) -> Iterator[dict[str, Any]]:
     databases = {name: create_pg_database(pg_admin_url) for name in SERVICES}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    signing_key = secrets.token_urlsafe(32)  # one deployment: every process verifies tokens
     env.update({
+        **auth_env(signing_key),
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MOTCUA_TOPIC_PREFIX": topic_prefix,
         "MOTCUA_CONSUMER_POLL_MS": "50",
@@ -73,11 +76,12 @@ def processes(
                 [sys.executable, "-m", "motcua.cli", name, "--port", str(ports[name])],
                 env=env, stdout=logs[name], stderr=subprocess.STDOUT,
             )
-        clients = {n: httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30)
-                   for n, p in ports.items()}
+        clients = {n: httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30,
+                                   auth=RoleAuth(signing_key)) for n, p in ports.items()}
         for client in clients.values():
             wait_ready(lambda c=client: _probe(c), timeout=90)
-        yield {"procs": procs, "clients": clients, "logs": tmp_path}
+        yield {"procs": procs, "clients": clients, "logs": tmp_path, "env": env,
+               "signing_key": signing_key}
     finally:
         for p in procs.values():
             if p.poll() is None:

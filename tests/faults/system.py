@@ -3,6 +3,7 @@ broker and PostgreSQL, a counter load that remembers every answer, and the end-o
 that every accepted event is in the KPIs exactly once."""
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.test_scenario import KPI_NAMES
 from tests.e2e.test_three_processes import consumer_lag, free_port
 from tests.faults.conftest import REPO, Infra
+from tests.harness import RoleAuth, auth_env
 from tests.scenario import PlannedCase
 
 KIND = {"intake": "intake", "intake2": "intake", "routing": "routing", "metrics": "metrics"}
@@ -46,6 +48,7 @@ class System:
         self.procs: dict[str, Proc] = {}
         self.ports: dict[str, int] = {}
         self.starts: Counter[str] = Counter()
+        self.signing_key = secrets.token_urlsafe(32)
 
     @property
     def env(self) -> dict[str, str]:
@@ -58,6 +61,7 @@ class System:
             "MOTCUA_CONSUMER_BATCH_SIZE": "20",
             "MOTCUA_DATA_DIR": str(self.tmp),
             "MOTCUA_LOG_LEVEL": "INFO",
+            **auth_env(self.signing_key),
             **{f"{n.upper()}_DATABASE_URL": url for n, url in self.databases.items()},
         })
         return env
@@ -74,7 +78,8 @@ class System:
                 popen = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          cwd=REPO)
             self.procs[name] = Proc(name, port, popen,
-                                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30),
+                                    httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                                 auth=RoleAuth(self.signing_key)),
                                     log)
         for name in names:
             self.wait_ready(name)

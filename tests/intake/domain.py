@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from intake.app import MIGRATIONS
 from intake.catalogue import seed_catalogue
+from intake.pii import PiiCipher
 from intake.service import IntakeDeps
 from registry.calendar import WorkingCalendar, default_calendar_dir
 from registry.catalogue import Catalogue
@@ -43,7 +44,8 @@ def make_domain(directory: Path, now: datetime) -> Domain:
     engine = make_engine(f"sqlite:///{directory / 'intake.db'}")
     upgrade(engine, service="intake", script_location=MIGRATIONS)
     clock = Clock(now)
-    deps = IntakeDeps(calendar=WorkingCalendar.load(default_calendar_dir()), clock=clock)
+    deps = IntakeDeps(calendar=WorkingCalendar.load(default_calendar_dir()), clock=clock,
+                      pii=PiiCipher([("test", b"k" * 32)]))
     with transaction(engine) as session:
         seed_catalogue(session=session, deps=deps, source=Catalogue.load())
     return Domain(engine=engine, deps=deps, clock=clock)

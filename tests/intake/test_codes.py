@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from intake.app import create_app
 from intake.settings import IntakeSettings
 from tests.factories import CENTRE, case_body
-from tests.harness import wait_ready
+from tests.harness import RoleAuth, auth_settings, wait_ready
 
 OTHER = "000.00.02.H56"
 
@@ -22,10 +22,13 @@ def two_intakes(
 ) -> Iterator[list[TestClient]]:
     url = make_pg_database()
     clients = []
+    auth = auth_settings()  # one deployment: the two processes share the signing key
     for name in ("a", "b"):
         settings = IntakeSettings(database_url=url, data_dir=tmp_path / name,
-                                  kafka_bootstrap_servers=None, topic_prefix=topic_prefix)
+                                  kafka_bootstrap_servers=None, topic_prefix=topic_prefix,
+                                  **auth)
         client = TestClient(create_app(settings))
+        client.auth = RoleAuth(auth["auth_signing_key"])
         client.__enter__()
         clients.append(client)
     for client in clients:

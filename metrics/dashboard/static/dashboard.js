@@ -110,11 +110,45 @@
     return scope;
   }
 
-  async function getJSON(url, timeoutMs = 15000) {
+  // ---- credentials: a portal token (docs/security.md) -----------------------------------
+  // From the address's #token=… (taken out of the address at once) or this tab's session;
+  // when the API answers 401, the page asks for a client id and secret and gets a new one.
+  const TOKEN_KEY = "motcua.token";
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) history.replaceState(null, "", location.pathname + location.search);
+  let token = given || (() => {
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
+  })();
+  const keepToken = (value) => {
+    token = value;
+    try { sessionStorage.setItem(TOKEN_KEY, value); } catch { /* private mode */ }
+  };
+  if (given) keepToken(given);
+  let signingIn = null;
+  function signIn() {
+    signingIn ??= (async () => {
+      const id = prompt("Mã ứng dụng cổng thông tin / Portal client id");
+      const secret = id && prompt("Khóa bí mật / Client secret");
+      if (!id || !secret) return false;
+      const r = await fetch(`${state.intake}/v1/auth/token`, {
+        method: "POST", body: "grant_type=client_credentials",
+        headers: { "content-type": "application/x-www-form-urlencoded",
+                   authorization: `Basic ${btoa(`${id}:${secret}`)}` },
+      });
+      if (r.ok) keepToken((await r.json()).access_token);
+      return r.ok;
+    })().finally(() => { signingIn = null; });
+    return signingIn;
+  }
+
+  async function getJSON(url, timeoutMs = 15000, retried = false) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs);
     try {
-      const r = await fetch(url, { headers: { accept: "application/json" }, signal: ctl.signal });
+      const headers = { accept: "application/json" };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const r = await fetch(url, { headers, signal: ctl.signal });
+      if (r.status === 401 && !retried && await signIn()) return getJSON(url, timeoutMs, true);
       if (!r.ok) throw new Error(`${r.status} ${r.statusText} (${url})`);
       return await r.json();
     } finally {
@@ -352,10 +386,16 @@
     refresh();
   }
 
+  const COMPARISONS = { ">=": "≥ ", ">": "> " };
+  function fmtTarget(item) {
+    if (item.target === null || item.target === undefined) return "—";
+    return `${COMPARISONS[item.comparison] ?? ""}${fmtValue(item.unit, item.target)}`;
+  }
+
   function planRows(item) {
     return h("dl", { class: "plan" },
       h("div", {}, h("dt", { text: t("target") }),
-        h("dd", { class: "tile-target", text: fmtValue(item.unit, item.target) })),
+        h("dd", { class: "tile-target", title: item.plan?.document ?? null, text: fmtTarget(item) })),
       h("div", {}, h("dt", { text: t("gap") }),
         h("dd", { class: `tile-gap${item.gap < 0 ? " negative" : item.gap > 0 ? " positive" : ""}`,
                   text: fmtGap(item.unit, item.gap) })));
@@ -390,7 +430,7 @@
     if (item.unit === "ratio") {
       const fill = h("span", { class: "bar-fill" });
       fill.style.width = `${Math.max(0, Math.min(1, item.value ?? 0)) * 100}%`;
-      const marker = item.target !== undefined && item.target !== null ? h("span", { class: "bar-target", title: `${t("target")}: ${fmtValue("ratio", item.target)}` }) : null;
+      const marker = item.target !== undefined && item.target !== null ? h("span", { class: "bar-target", title: `${t("target")}: ${fmtTarget(item)}` }) : null;
       if (marker) marker.style.left = `${Math.max(0, Math.min(1, item.target)) * 100}%`;
       bar = h("div", { class: "bar", "aria-hidden": "true" }, fill, marker);
     }

@@ -1,0 +1,166 @@
+"""The projection's reads and writes, straight through the database driver.
+
+Measured (docs/benchmarks.md): building ORM objects and SQLAlchemy's per-row parameter
+processing for executemany cost more than everything else a batch does. So each batch is a few
+statements on the session's own connection (same transaction): on PostgreSQL whole columns go
+as arrays through `unnest` (one round trip per statement whatever the batch size), on SQLite
+the driver's executemany. The tables are metrics.models' ProjectedCase and Counter.
+"""
+
+from collections.abc import Sequence
+from contextlib import closing
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+from metrics.models import Counter, ProjectedCase
+
+if TYPE_CHECKING:
+    from metrics.projection import CaseFacts
+
+CASES = ProjectedCase.__tablename__
+COUNTERS = Counter.__tablename__
+_LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_code",
+           "procedure_code", "channel", "online_level", "received_at", "transfers",
+           "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status")
+_PG_TYPES = ("text", "text", "text", "text", "text", "text", "text", "text", "timestamptz",
+             "int", "int", "date", "bool", "bool", "int")
+_MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
+            "status")
+
+
+def _driver(session: Session) -> tuple[Any, bool]:
+    """The DBAPI connection inside the session's transaction, and whether it is PostgreSQL."""
+    conn = session.connection()
+    return conn.connection.driver_connection, conn.dialect.name == "postgresql"
+
+
+def relax_commit(session: Session) -> None:
+    """Commit this transaction without waiting for its WAL flush (PostgreSQL).
+
+    Safe for a projection only: the consumer's positions commit in the same transaction, so a
+    database crash that loses the last few hundred milliseconds of commits loses the positions
+    with the counters, and the consumer reads those events again from the log (the database's
+    positions win over the group's offsets). Never for intake, whose outbox rows may already be
+    published by then.
+    """
+    raw, pg = _driver(session)
+    if pg:
+        with closing(raw.cursor()) as cur:
+            cur.execute("SET LOCAL synchronous_commit = off")
+
+
+def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]":
+    from metrics.projection import CaseFacts
+
+    if not codes:
+        return {}
+    raw, pg = _driver(session)
+    cols = ", ".join(_LOADED)
+    rows: list[tuple[Any, ...]] = []
+    with closing(raw.cursor()) as cur:
+        if pg:
+            cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code = ANY(%s)", (list(codes),))
+            rows = cur.fetchall()
+        else:
+            for i in range(0, len(codes), 500):
+                chunk = codes[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code IN ({marks})", chunk)
+                rows.extend(cur.fetchall())
+    out = {}
+    for row in rows:
+        values = dict(zip(_LOADED, row, strict=True))
+        if not pg:
+            # SQLite keeps dates as text and booleans as integers; received_at is never read
+            # back by the projection (only inserted), so it may stay text here.
+            if values["resolved_on"] is not None:
+                values["resolved_on"] = date.fromisoformat(values["resolved_on"])
+            values["result_digitised"] = bool(values["result_digitised"])
+            values["overdue"] = bool(values["overdue"])
+        out[values["case_code"]] = CaseFacts(**values)
+    return out
+
+
+def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
+    if not cases:
+        return
+    raw, pg = _driver(session)
+    rows = [tuple(getattr(c, name) for name in _LOADED) for c in cases]
+    cols = ", ".join(_LOADED)
+    with closing(raw.cursor()) as cur:
+        if pg:
+            arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+            cur.execute(f"INSERT INTO {CASES} ({cols}) SELECT * FROM unnest({arrays})",
+                        [list(col) for col in zip(*rows, strict=True)])
+        else:
+            bind = _sqlite_binders(session.get_bind().dialect)
+            marks = ",".join("?" * len(_LOADED))
+            cur.executemany(f"INSERT INTO {CASES} ({cols}) VALUES ({marks})",
+                            [tuple(b(v) for b, v in zip(bind, r, strict=True)) for r in rows])
+
+
+def update_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
+    if not cases:
+        return
+    raw, pg = _driver(session)
+    rows = [(c.transfers, c.transfers_electronic, c.resolved_on, c.result_digitised, c.overdue,
+             c.status, c.case_code) for c in cases]
+    with closing(raw.cursor()) as cur:
+        if pg:
+            sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
+            cur.execute(
+                f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
+                f"%s::bool[], %s::bool[], %s::int[], %s::text[]) AS u({', '.join(_MUTABLE)}, "
+                f"case_code) WHERE c.case_code = u.case_code",
+                [list(col) for col in zip(*rows, strict=True)],
+            )
+        else:
+            sets = ", ".join(f"{c} = ?" for c in _MUTABLE)
+            cur.executemany(
+                f"UPDATE {CASES} SET {sets} WHERE case_code = ?",
+                [(t, te, d.isoformat() if d else None, *rest) for t, te, d, *rest in rows],
+            )
+
+
+def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    if not rows:
+        return
+    raw, pg = _driver(session)
+    with closing(raw.cursor()) as cur:
+        if pg:
+            # ORDER BY: concurrent projections (a rebuild beside the live one) lock the counter
+            # rows in one order and cannot deadlock.
+            cur.execute(
+                f"INSERT INTO {COUNTERS} (name, scope, period, value) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) "
+                "ORDER BY 1, 2, 3 "
+                f"ON CONFLICT (name, scope, period) DO UPDATE SET value = {COUNTERS}.value + "
+                "excluded.value",
+                [list(col) for col in zip(*rows, strict=True)],
+            )
+        else:
+            cur.executemany(
+                f"INSERT INTO {COUNTERS} (name, scope, period, value) VALUES (?, ?, ?, ?) "
+                f"ON CONFLICT (name, scope, period) DO UPDATE SET value = {COUNTERS}.value + "
+                "excluded.value",
+                rows,
+            )
+
+
+def _sqlite_binders(dialect: Dialect) -> list[Any]:
+    """Per column, what SQLAlchemy would store on SQLite (dates and timestamps as its text)."""
+    table = ProjectedCase.__table__  # type: ignore[attr-defined]
+    out = []
+    for name in _LOADED:
+        col: Column[Any] = table.c[name]
+        proc = col.type.dialect_impl(dialect).bind_processor(dialect)
+        out.append(proc or _same)
+    return out
+
+
+def _same(value: Any) -> Any:
+    return value
