@@ -11,6 +11,7 @@ scripts/postgres.sh. Run: .venv/bin/python -m bench.projection [--cases 40000]
 import argparse
 import asyncio
 import os
+import resource
 import time
 import uuid
 from typing import Any
@@ -56,6 +57,12 @@ async def produce(prefix: str, cases: int, kind: str = "realistic") -> int:
     return n + len(batch)
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time (all threads): steadier than wall time on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 async def bare_consumer(topic: str, total: int) -> float:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=KAFKA, group_id=f"bare-{uuid.uuid4()}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
@@ -99,11 +106,17 @@ async def motcua_projection(prefix: str, total: int, batch: int) -> tuple[float,
 def run(cases: int, batch: int, kind: str = "realistic") -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     total = asyncio.run(produce(prefix, cases, kind))
+    cpu = cpu_seconds()
     bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
+    cpu_bare, cpu = cpu_seconds() - cpu, cpu_seconds()
     ours, _url = asyncio.run(motcua_projection(prefix, total, batch))
+    cpu_ours = cpu_seconds() - cpu
     return {"events": total, "event_mix": kind, "batch_size": batch,
             "bare_consumer_events_per_s": bare, "projection_events_per_s": ours,
             "ratio": ours / bare,
+            # Client CPU per event (the database server's is not counted): load-proof.
+            "bare_cpu_us_per_event": cpu_bare / total * 1e6,
+            "projection_cpu_us_per_event": cpu_ours / total * 1e6,
             "peak_rss_mb": peak_rss_mb(os.getpid())}
 
 
@@ -115,7 +128,8 @@ def main() -> None:
     args = parser.parse_args()
     r = run(args.cases, args.batch, args.events)
     print(f"events {r['events']}: bare consumer {r['bare_consumer_events_per_s']:.0f}/s, "
-          f"projection {r['projection_events_per_s']:.0f}/s, ratio {r['ratio']:.3f}, "
+          f"projection {r['projection_events_per_s']:.0f}/s, ratio {r['ratio']:.3f}; CPU "
+          f"{r['bare_cpu_us_per_event']:.1f} vs {r['projection_cpu_us_per_event']:.1f} µs/event; "
           f"peak RSS {r['peak_rss_mb']:.0f} MB")
     save("projection", r)
 

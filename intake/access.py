@@ -26,7 +26,7 @@ def _tree(*, session: Session, deps: IntakeDeps) -> AgencyTree:
 def _agencies_of(*, session: Session, codes: list[str]) -> dict[str, str]:
     rows = session.execute(select(col(Case.case_code), col(Case.agency_code))
                            .where(col(Case.case_code).in_(codes)))
-    return {code: agency for code, agency in rows.tuples()}
+    return {code: agency for code, agency in rows}
 
 
 def needs_check(principal: Principal) -> bool:

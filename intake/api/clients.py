@@ -22,8 +22,7 @@ ClientIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
              summary="Register a client; the answer holds its secret, shown this once")
 async def create_client(data: ClientCreate, intake: IntakeDep, principal: AdminDep,
                         request: Request) -> dict[str, Any]:
-    def create(**kw: Any) -> tuple[dict[str, Any], bool]:
-        session, deps = kw["session"], kw["deps"]
+    def create(*, session: Any, deps: Any) -> tuple[dict[str, Any], bool]:
         client, secret = clients.create_client(
             session=session, data=data, catalogue=deps.catalogue(session),
             created_by=principal.client_id, now=deps.clock())
@@ -47,10 +46,13 @@ async def list_clients(
              summary="Revoke a client: its tokens are refused everywhere from now on")
 async def revoke_client(client_id: ClientIdPath, intake: IntakeDep, principal: AdminDep,
                         request: Request, response: Response) -> dict[str, Any]:
+    def revoke(*, session: Any, deps: Any) -> tuple[dict[str, Any], bool]:
+        return clients.revoke_client(session=session, client_id=client_id,
+                                     revoked_by=principal.client_id, now=deps.clock(),
+                                     source=deps.source)
+
     body, changed = await intake.write(
-        clients.revoke_client, client_id=client_id, revoked_by=principal.client_id,
-        now=intake.deps.clock(), source=intake.deps.source,
-        audit=Note(actor(request, principal), "client.revoked", detail=client_id))
+        revoke, audit=Note(actor(request, principal), "client.revoked", detail=client_id))
     # This process refuses the client at once; the others when they read the clients topic.
     security_of(request).revoke(client_id)
     response.status_code = 200

@@ -6,6 +6,7 @@ with any, so a new endpoint cannot ship open by omission.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -86,7 +87,32 @@ AnyClientDep = Annotated[Principal, Depends(ANY_CLIENT)]
 KpiReaderDep = Annotated[Principal, Depends(KPI_READER)]
 
 
-def decision(route: APIRoute) -> object | None:
+@dataclass(frozen=True)
+class Endpoint:
+    methods: frozenset[str]
+    path: str
+    dependant: Dependant | None
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
+    """Every API route the app serves, with its dependencies as the router applies them.
+
+    FastAPI keeps an included router's routes behind an object of its own, whose "effective"
+    routes carry the router-level dependencies too; routes added on the app itself are plain."""
+    found = []
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        candidates = list(contexts()) if contexts is not None else [route]
+        for c in candidates:
+            original = getattr(c, "original_route", c)
+            if isinstance(original, APIRoute):
+                found.append(Endpoint(frozenset(getattr(c, "methods", None) or ()),
+                                      str(getattr(c, "path", original.path)),
+                                      getattr(c, "dependant", None) or original.dependant))
+    return found
+
+
+def decision(endpoint: Endpoint) -> object | None:
     """The decision a route declares (the first found in its dependency tree), or None."""
 
     def walk(dependant: Dependant) -> object | None:
@@ -98,9 +124,8 @@ def decision(route: APIRoute) -> object | None:
                 return deeper
         return None
 
-    return walk(route.dependant)
+    return walk(endpoint.dependant) if endpoint.dependant is not None else None
 
 
 def unguarded_routes(app: FastAPI) -> list[str]:
-    return [f"{sorted(r.methods or ())} {r.path}" for r in app.routes
-            if isinstance(r, APIRoute) and decision(r) is None]
+    return [f"{sorted(e.methods)} {e.path}" for e in endpoints(app) if decision(e) is None]

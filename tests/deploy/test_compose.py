@@ -30,7 +30,7 @@ def compose() -> dict[str, Any]:
 def test_the_whole_stack_is_there(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) >= {"kafka", "kafka-topics", "postgres", *APP_SERVICES,
-                             "prometheus", "grafana"}
+                             "prometheus", "grafana", "gateway"}
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
@@ -55,7 +55,7 @@ def test_topics_are_created_with_partitions_and_retention(compose: dict[str, Any
 
 
 def test_mounted_monitoring_config_exists(compose: dict[str, Any]) -> None:
-    for name in ("prometheus", "grafana"):
+    for name in ("prometheus", "grafana", "gateway"):
         for volume in compose["services"][name]["volumes"]:
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith(("/", ".")):

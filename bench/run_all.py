@@ -1,0 +1,164 @@
+"""Run every benchmark with sizes this machine (2 cores) affords, then write the latest table to
+docs/benchmarks.md (between its `bench:latest` markers; the rest of the page is kept).
+
+Each benchmark runs in its own process and writes bench/results/<name>.json; the table is built
+from those files, with the 1-minute load average before and after each one, because the figures
+of a shared machine mean little without it. Needs the broker and PostgreSQL of scripts/kafka.sh
+and scripts/postgres.sh, and wrk. Run: .venv/bin/python -m bench.run_all [--only projection]
+[--table-only]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.common import RESULTS, ROOT, machine
+
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
+
+# name -> arguments: sized to finish in about 15 minutes on 2 cores next to other work.
+PLAN: dict[str, list[str]] = {
+    "intake_http": ["--seconds", "10", "--connections", "64"],
+    "projection": ["--cases", "20000", "--batch", "5000"],
+    "freshness": ["--rate", "1000", "--seconds", "30"],
+    "rebuild": ["--sizes", "25000", "100000"],
+    "kpi_query": ["--sizes", "100000", "1000000", "10000000", "--queries", "50"],
+}
+
+
+def run(names: list[str]) -> dict[str, dict[str, Any]]:
+    py = str(ROOT / ".venv" / "bin" / "python")
+    loads: dict[str, dict[str, Any]] = {}
+    for name in names:
+        before = os.getloadavg()[0]
+        started = time.monotonic()
+        print(f"== {name} {' '.join(PLAN[name])} (load {before:.2f})", flush=True)
+        proc = subprocess.run([py, "-m", f"bench.{name}", *PLAN[name]], cwd=ROOT, check=False)
+        loads[name] = {"load_before": before, "load_after": os.getloadavg()[0],
+                       "seconds": time.monotonic() - started, "exit": proc.returncode}
+    return loads
+
+
+def _f(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
+    out: list[list[str]] = []
+    if (i := r.get("intake_http")) is not None:
+        m, b = i["motcua_single"], i["baseline_single"]
+        out.append(["single-case intake `POST /v1/cases`, 64 connections",
+                    "≥ 3,000 req/s, p99 ≤ 50 ms, ≥ 0.5 × baseline",
+                    f"{_f(m['requests_per_s'])} req/s, p50 {_f(m['p50_ms'], 1)} ms, "
+                    f"p99 {_f(m['p99_ms'], 1)} ms",
+                    f"bare FastAPI {_f(b['requests_per_s'])} req/s, p99 {_f(b['p99_ms'], 1)} ms",
+                    f"{i['ratio_single']:.2f}", "intake_http"])
+        mb, bb = i["motcua_batch"], i["baseline_batch"]
+        out.append(["batch intake `POST /v1/events:batch` (1,000 events a request)",
+                    "≥ 30,000 events/s",
+                    f"{_f(i['motcua_batch_events_per_s'])} events/s, p99 {_f(mb['p99_ms'])} ms",
+                    f"bare FastAPI {_f(bb['requests_per_s'] * 1000)} events/s",
+                    f"{i['ratio_batch']:.2f}", "intake_http"])
+    if (p := r.get("projection")) is not None:
+        out.append([f"projection, Kafka → PostgreSQL ({p['events']:,} {p['event_mix']} events, "
+                    f"batch {p['batch_size']:,})", "≥ 50,000 events/s; ≥ 0.5 × baseline",
+                    f"{_f(p['projection_events_per_s'])} events/s",
+                    f"bare aiokafka consumer {_f(p['bare_consumer_events_per_s'])} events/s",
+                    f"{p['ratio']:.3f}", "projection"])
+    if (f := r.get("freshness")) is not None:
+        lo, idle = f["loaded_ms"], f["idle_ms"]
+        sent = f["cases_sent"] / f["seconds"]
+        out.append([f"freshness, three processes, offered {f['offered_cases_per_s']:,.0f} "
+                    f"cases/s (≈ {f['offered_events_per_s_approx']:,.0f} events/s), "
+                    f"{f['probes']} probes", "p50 ≤ 200 ms, p99 ≤ 1 s",
+                    f"p50 {_f(lo['p50'])} ms, p99 {_f(lo['p99'])} ms, max {_f(lo['max'])} ms; "
+                    f"sent {sent:,.0f} cases/s",
+                    f"idle system p50 {_f(idle['p50'])} ms, p99 {_f(idle['p99'])} ms",
+                    f"{f['ratio_p50_loaded_vs_idle']:.2f} (p50 loaded / idle)", "freshness"])
+    if (b := r.get("rebuild")) is not None:
+        how = "extrapolated" if b["ten_million_extrapolated"] else "measured"
+        out.append([f"rebuild (largest log {b['largest_events']:,} events)",
+                    "10 million events ≤ 5 min",
+                    f"{_f(b['events_per_s'])} events/s → 10M in "
+                    f"{b['ten_million_seconds'] / 60:.1f} min ({how})",
+                    "bare aiokafka consumer "
+                    f"{_f(b['sizes'][str(b['largest_events'])]['bare_consumer_events_per_s'])}"
+                    " events/s", f"{b['ratio']:.3f}", "rebuild"])
+    if (k := r.get("kpi_query")) is not None:
+        sizes = k["sizes"]
+        worst = "; ".join(f"{int(n):,} cases p99 {_f(s['p99_max_ms'], 1)} ms "
+                          f"(p50 {_f(s['p50_median_ms'], 1)})" for n, s in sizes.items())
+        first = next(iter(sizes))
+        out.append(["KPI query, every scope × period (worst cell)",
+                    "p99 ≤ 20 ms at 10M cases, flat from 100k",
+                    worst, f"{int(first):,} cases p99 {_f(sizes[first]['p99_max_ms'], 1)} ms",
+                    f"{k['ratio_p99_largest_vs_smallest']:.2f} (largest / smallest)",
+                    "kpi_query"])
+    mem = []
+    if f is not None:
+        mem += [f"{s} {v:.0f} MB" for s, v in f["peak_rss_mb"].items()]
+    if b is not None:
+        mem.append(f"rebuild {b['peak_rss_mb']:.0f} MB")
+    if mem:
+        out.append(["memory, peak RSS (freshness run; rebuild run)", "each ≤ 300 MB",
+                    ", ".join(mem), "–", "–", "freshness"])
+    return out
+
+
+def table(results: dict[str, dict[str, Any]], loads: dict[str, dict[str, Any]]) -> str:
+    m = machine()
+    lines = [BEGIN, "## Latest run", "",
+             f"{time.strftime('%Y-%m-%d %H:%M %Z')} on {m['cpus']} × {m['cpu']}, "
+             f"{m['memory']} memory, Python {m['python']}, {m['platform']}. Sizes: "
+             "`bench/run_all.py` PLAN. Load is the 1-minute load average before → after "
+             "each benchmark: this machine is shared, so ratios against the in-run baseline "
+             "say more than absolute figures.", "",
+             "| figure | goal | measured | baseline (same run) | ratio | load |",
+             "|---|---|---|---|---|---|"]
+    for figure, goal, measured, baseline, ratio, name in rows(results):
+        ld = loads.get(name)
+        load = f"{ld['load_before']:.1f} → {ld['load_after']:.1f}" if ld else "–"
+        lines.append(f"| {figure} | {goal} | {measured} | {baseline} | {ratio} | {load} |")
+    failed = [n for n, ld in loads.items() if ld["exit"] != 0]
+    if failed:
+        lines += ["", f"Failed in this run (see their output): {', '.join(failed)}."]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write_doc(block: str) -> None:
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
+        "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n")
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + block + tail, encoding="utf-8")
+    print(f"wrote {DOC.relative_to(ROOT)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="+", choices=list(PLAN), default=list(PLAN))
+    parser.add_argument("--table-only", action="store_true",
+                        help="rebuild the table from bench/results without running anything")
+    args = parser.parse_args()
+    loads_file = RESULTS / "run_all_loads.json"
+    loads: dict[str, dict[str, Any]] = (
+        json.loads(loads_file.read_text()) if loads_file.exists() else {})
+    if not args.table_only:
+        loads.update(run(args.only))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        loads_file.write_text(json.dumps(loads, indent=2) + "\n")
+    results = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("*.json")
+               if p.stem in PLAN}
+    write_doc(table(results, loads))
+    if any(ld["exit"] != 0 for n, ld in loads.items() if n in args.only):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
