@@ -19,6 +19,27 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
+# A throwaway deployment on the loopback: the servers a benchmark starts get this key, and the
+# benchmark signs its own tokens with it, as tests/harness.py does.
+_SIGNING_KEY = "motcua-bench-signing-key-0123456789abcdef"
+
+
+def auth_env() -> dict[str, str]:
+    """Server settings for a benchmark: a known token key, and no rate limit (one client sends
+    thousands of requests a second here)."""
+    return {"MOTCUA_AUTH_SIGNING_KEY": _SIGNING_KEY, "MOTCUA_RATE_LIMIT_PER_SECOND": "1000000000",
+            "MOTCUA_RATE_LIMIT_BURST": "1000000000", "MOTCUA_AUTH_TOKEN_TTL_SECONDS": "86400"}
+
+
+def bearer(kind: str) -> dict[str, str]:
+    """`Authorization` for a national client of `kind` (counter, portal, admin)."""
+    from services.security.tokens import Tokens
+
+    token, _ = Tokens(_SIGNING_KEY.encode()).issue(client_id=f"bench-{kind}", kind=kind,
+                                                   ttl_seconds=86_400)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

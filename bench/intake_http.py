@@ -1,8 +1,12 @@
 """Bench 1: intake under a real HTTP load tool (wrk), against a bare FastAPI baseline.
 
-Single-case `POST /v1/cases` (validated, committed with its outbox row, then published) and
-`POST /v1/events:batch` (1,000 events per request), 64 connections. The baseline is
-bench/baseline_app.py on the same uvicorn settings. Run: .venv/bin/python -m bench.intake_http
+Single-case `POST /v1/cases` (validated, committed with its outbox row, then published) at 64
+connections, with `motcua.loadgen` bodies (many counters) and with one body (one counter), and
+`POST /v1/events:batch` (PER_BATCH events a request) at 8 connections, as a national counter
+client with a bearer token (verified on every request). `--mode intake` (default) runs the
+intake service alone on PostgreSQL and Kafka; `--mode up` the one-process default. The baseline
+is bench/baseline_app.py on the same uvicorn settings, without authentication.
+Run: .venv/bin/python -m bench.intake_http [--mode up]
 """
 
 import argparse
@@ -15,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
-from bench.common import ROOT, free_port, peak_rss_mb, save, server
+from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, save, server
 
 CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channel":"online",'
              '"online_level":"full","return_by_post":false,'
@@ -25,26 +30,68 @@ CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channe
 SINGLE_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "%s"
 wrk.body = [[%s]]
 """
 
-# Each request: 1,000 transfers on existing cases, every event id unique across the run.
+# Round robin over realistic bodies (many counters and procedures, as a province sends them).
+MANY_LUA = """
+local bodies = {%s}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v1/cases", {["Content-Type"] = "application/json",
+                                          ["Authorization"] = "%s"}, bodies[(n %% #bodies) + 1])
+end
+"""
+
+
+def realistic_bodies(n: int = 2000, province: str = "H56") -> list[str]:
+    """`POST /v1/cases` bodies of `motcua.loadgen` traffic, received now: no event id (each
+    request is a new case, never a replay) and no received_at."""
+    from datetime import date
+
+    from motcua.loadgen import LoadGenerator
+    from registry.catalogue import Catalogue
+
+    gen = LoadGenerator(Catalogue.load(), province=province, seed=7)
+    out = []
+    for req in gen.requests(start=date(2026, 3, 2), days=1, cases_per_day=n):
+        if req.path == "/v1/cases":
+            body = {k: v for k, v in req.body.items() if k not in ("event_id", "received_at")}
+            out.append(orjson.dumps(body).decode())
+    return out
+
+
+def lua_string(text: str) -> str:
+    return "[[" + text + "]]"
+
+# Each request: PER_BATCH transfers on existing cases, every event id unique across the run.
+# 100, not the API's 1,000: intake answers a batch item by item, and a 1,000-event request
+# outlasts wrk's timeout on this machine, which would leave nothing to measure. Requests in
+# flight together touch different cases (as different counters' batches would): each takes the
+# next PER_BATCH cases of its thread's half of the list.
+PER_BATCH = 100
+BATCH_CASES = 2000
 BATCH_LUA = """
 local codes = {%s}
+local per = %d
 local n = 0
 local thread_id = 0
 setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
 request = function()
   n = n + 1
   local parts = {}
-  for i = 1, 1000 do
-    local code = codes[((n * 1000 + i) %% #codes) + 1]
+  local first = (tid or 0) * (#codes / 2) + n * per
+  for i = 1, per do
+    local code = codes[((first + i) %% #codes) + 1]
     parts[i] = string.format(
       '{"case_code":"%%s","type":"transferred","event_id":"%%08x-%%04x-4000-8000-%%012x",'
       .. '"from_office":"000.00.20.H56","to_office":"000.00.03.H56","method":"electronic"}',
-      code, tid or 0, n %% 65536, n * 1000 + i)
+      code, tid or 0, n %% 65536, n * per + i)
   end
-  return wrk.format("POST", "/v1/events:batch", {["Content-Type"] = "application/json"},
+  return wrk.format("POST", "/v1/events:batch", {["Content-Type"] = "application/json",
+                                                 ["Authorization"] = "%s"},
                     '{"events":[' .. table.concat(parts, ",") .. ']}')
 end
 """
@@ -56,7 +103,7 @@ def wrk(url: str, lua: str, *, connections: int, seconds: int, threads: int = 2)
         script = f.name
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout",
-         "10s", "-s", script, url], capture_output=True, text=True, check=True,
+         "60s", "-s", script, url], capture_output=True, text=True, check=True,
     ).stdout
     Path(script).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -73,7 +120,21 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run(seconds: int, connections: int) -> dict[str, Any]:
+def motcua_command(mode: str, port: int, data: Path) -> tuple[list[str], dict[str, str]]:
+    """`up`: the one-process default (SQLite, embedded bus, routing and metrics beside intake).
+    `intake`: the intake service alone, as deployed to scale (PostgreSQL, Kafka)."""
+    py = str(ROOT / ".venv" / "bin" / "python")
+    env = {"MOTCUA_LOG_LEVEL": "WARNING", "MOTCUA_DATA_DIR": str(data), **auth_env()}
+    if mode == "up":
+        return [py, "-m", "motcua.cli", "up", "--port", str(port), "--data-dir", str(data)], env
+    from bench.projection import KAFKA, fresh_database
+
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "INTAKE_DATABASE_URL": fresh_database(),
+                "MOTCUA_TOPIC_PREFIX": f"{data.name}."})
+    return [py, "-m", "motcua.cli", "intake", "--port", str(port)], env
+
+
+def run(seconds: int, connections: int, mode: str = "intake") -> dict[str, Any]:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
     py = str(ROOT / ".venv" / "bin" / "python")
@@ -83,29 +144,45 @@ def run(seconds: int, connections: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), *uv],
                 f"{base}/readyz"):
-        results["baseline_single"] = wrk(f"{base}/v1/cases", SINGLE_LUA % CASE_BODY,
+        results["baseline_single"] = wrk(f"{base}/v1/cases", SINGLE_LUA % ("", CASE_BODY),
                                          connections=connections, seconds=seconds)
-        results["baseline_batch"] = wrk(f"{base}/v1/events:batch", BATCH_LUA % '"X"',
+        results["baseline_batch"] = wrk(f"{base}/v1/events:batch",
+                                        BATCH_LUA % ('"X", "Y"', PER_BATCH, ""),
                                         connections=8, seconds=seconds)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
-    env = {"MOTCUA_LOG_LEVEL": "WARNING"}
-    with server([py, "-m", "motcua.cli", "up", "--port", str(port), "--data-dir", str(data)],
-                f"{base}/readyz", env=env, log=data / "up.log") as proc:
-        results["motcua_single"] = wrk(f"{base}/v1/cases", SINGLE_LUA % CASE_BODY,
-                                       connections=connections, seconds=seconds)
-        codes = [httpx.post(f"{base}/v1/cases", json={
-            "agency_code": "000.00.20.H56", "procedure_code": "2.000488", "channel": "counter"},
-            timeout=30).json()["case_code"] for _ in range(200)]
+    cmd, env = motcua_command(mode, port, data)
+    results["mode"] = mode
+    auth = bearer("counter")
+    with server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
+        many = ",".join(lua_string(b) for b in realistic_bodies())
+        results["motcua_single"] = wrk(
+            f"{base}/v1/cases", MANY_LUA % (many, auth["Authorization"]),
+            connections=connections, seconds=seconds)
+        # The same body every time: one counter, whose daily case sequence every request
+        # takes in turn (a row lock held to the commit).
+        results["motcua_single_one_counter"] = wrk(
+            f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
+            connections=connections, seconds=seconds)
+        codes = []
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            for _ in range(BATCH_CASES):
+                r = client.post("/v1/cases", json={
+                    "agency_code": "000.00.20.H56", "procedure_code": "2.000488",
+                    "channel": "counter"})
+                r.raise_for_status()
+                codes.append(r.json()["case_code"])
         lua_codes = ",".join(f'"{c}"' for c in codes)
-        results["motcua_batch"] = wrk(f"{base}/v1/events:batch", BATCH_LUA % lua_codes,
-                                      connections=8, seconds=seconds)
+        results["motcua_batch"] = wrk(
+            f"{base}/v1/events:batch", BATCH_LUA % (lua_codes, PER_BATCH, auth["Authorization"]),
+            connections=8, seconds=seconds)
         results["motcua_peak_rss_mb"] = peak_rss_mb(proc.pid)
     for kind in ("single", "batch"):
         m, b = results[f"motcua_{kind}"], results[f"baseline_{kind}"]
         results[f"ratio_{kind}"] = m["requests_per_s"] / b["requests_per_s"]
-    results["motcua_batch_events_per_s"] = results["motcua_batch"]["requests_per_s"] * 1000
+    results["events_per_batch"] = PER_BATCH
+    results["motcua_batch_events_per_s"] = results["motcua_batch"]["requests_per_s"] * PER_BATCH
     return results
 
 
@@ -113,8 +190,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--mode", choices=("intake", "up"), default="intake",
+                        help=motcua_command.__doc__)
     args = parser.parse_args()
-    r = run(args.seconds, args.connections)
+    r = run(args.seconds, args.connections, args.mode)
     for kind in ("single", "batch"):
         for who in ("baseline", "motcua"):
             x = r[f"{who}_{kind}"]
@@ -122,8 +201,8 @@ def main() -> None:
                   f"p99 {x['p99_ms']} ms  non-2xx {x['non_2xx']}")
         print(f"{kind:6} ratio motcua/baseline = {r[f'ratio_{kind}']:.3f}")
     print(f"batch events/s: {r['motcua_batch_events_per_s']:.0f}; "
-          f"peak RSS (motcua up) {r['motcua_peak_rss_mb']:.0f} MB")
-    save("intake_http", r)
+          f"peak RSS ({args.mode}) {r['motcua_peak_rss_mb']:.0f} MB")
+    save("intake_http" if args.mode == "intake" else "intake_http_up", r)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.common import ROOT, free_port, quantiles, save, server
+from bench.common import ROOT, auth_env, bearer, free_port, quantiles, save, server
 from bench.projection import PG
 from registry.catalogue import Catalogue
 
@@ -72,7 +72,7 @@ def measure(base: str, scopes: dict[str, list[str]], queries: int) -> dict[str, 
                     "month": lambda: f"2025-{rng.randint(1, 12):02d}",
                     "quarter": lambda: f"2025-Q{rng.randint(1, 4)}", "year": lambda: "2025"}
     out: dict[str, Any] = {}
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=10, headers=bearer("portal")) as client:
         for kind, values in scopes.items():
             for pkind, make in period_kinds.items():
                 samples = []
@@ -104,7 +104,7 @@ def run(sizes: list[int], queries: int) -> dict[str, Any]:
         url = PG.rsplit("/", 1)[0] + "/" + name
         port = free_port()
         env = {"METRICS_DATABASE_URL": url, "MOTCUA_LOG_LEVEL": "WARNING",
-               "KAFKA_BOOTSTRAP_SERVERS": "", "MOTCUA_DATA_DIR": f"/tmp/{name}"}
+               "KAFKA_BOOTSTRAP_SERVERS": "", "MOTCUA_DATA_DIR": f"/tmp/{name}", **auth_env()}
         with server([py, "-m", "motcua.cli", "metrics", "--port", str(port)],
                     f"http://127.0.0.1:{port}/readyz", env=env):
             t = time.perf_counter()

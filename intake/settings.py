@@ -35,5 +35,7 @@ class IntakeSettings(ServiceSettings):
                 raise ValueError("pii_keys (MOTCUA_INTAKE_PII_KEYS) is required outside "
                                  "development")
             return self
-        parse_keys(self.pii_keys.get_secret_value())  # a malformed key fails here, at start
+        keys = parse_keys(self.pii_keys.get_secret_value())  # malformed: fails at start
+        if self.environment != "development" and any(kid.startswith("dev") for kid, _ in keys):
+            raise ValueError("pii_keys: a key whose id starts with 'dev' is a development key")
         return self

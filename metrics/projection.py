@@ -10,7 +10,6 @@ objects rather than ORM instances, and the writes go through the driver in a few
 per batch (projection_sql.py) rather than one ORM flush and a SQLAlchemy executemany.
 """
 
-from collections import Counter as Tally
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -102,24 +101,30 @@ _periods = lru_cache(maxsize=4096)(periods_of)
 class Delta:
     """Counter increments of a batch. Tallied per (name, scopes, day) as events are applied,
     then spread over scopes and periods in two steps (per scope, then per period of each
-    distinct day), which adds up far fewer times than one add per scope and period per fact."""
+    distinct day), which adds up far fewer times than one add per scope and period per fact.
+    Plain dicts: Counter's missing-key path runs Python code on every new key."""
 
     def __init__(self) -> None:
-        self._by_day: Tally[tuple[str, tuple[str, ...], date | None]] = Tally()
+        self._by_day: dict[tuple[str, tuple[str, ...], date | None], int] = {}
 
     def add(self, case: CaseFacts, day: date | None, name: str, n: int = 1) -> None:
-        self._by_day[(name, case.scopes, day)] += n
+        key = (name, case.scopes, day)
+        self._by_day[key] = self._by_day.get(key, 0) + n
 
     @property
-    def tally(self) -> Tally[Key]:
-        per_scope: Tally[tuple[str, str, date | None]] = Tally()
+    def tally(self) -> dict[Key, int]:
+        per_scope: dict[tuple[str, str, date | None], int] = {}
+        get = per_scope.get
         for (name, scopes, day), n in self._by_day.items():
             for scope in scopes:
-                per_scope[(name, scope, day)] += n
-        out: Tally[Key] = Tally()
+                k = (name, scope, day)
+                per_scope[k] = get(k, 0) + n
+        out: dict[Key, int] = {}
+        got = out.get
         for (name, scope, day), n in per_scope.items():
             for period in (LIVE,) if day is None else _periods(day):
-                out[(name, scope, period)] += n
+                key = (name, scope, period)
+                out[key] = got(key, 0) + n
         return out
 
 

@@ -26,8 +26,7 @@ COUNTERS = Counter.__tablename__
 _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_code",
            "procedure_code", "channel", "online_level", "received_at", "transfers",
            "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status")
-_PG_TYPES = ("text", "text", "text", "text", "text", "text", "text", "text", "timestamptz",
-             "int", "int", "date", "bool", "bool", "int")
+_SCRATCH = "metrics_counter_delta"
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
             "status")
 
@@ -93,9 +92,11 @@ def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
     cols = ", ".join(_LOADED)
     with closing(raw.cursor()) as cur:
         if pg:
-            arrays = ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
-            cur.execute(f"INSERT INTO {CASES} ({cols}) SELECT * FROM unnest({arrays})",
-                        [list(col) for col in zip(*rows, strict=True)])
+            # COPY: psycopg formats rows in C; an array parameter is dumped element by element
+            # in Python. A case already there fails the batch, as a plain INSERT would.
+            with cur.copy(f"COPY {CASES} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
         else:
             bind = _sqlite_binders(session.get_bind().dialect)
             marks = ",".join("?" * len(_LOADED))
@@ -132,16 +133,23 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
     raw, pg = _driver(session)
     with closing(raw.cursor()) as cur:
         if pg:
-            # ORDER BY: concurrent projections (a rebuild beside the live one) lock the counter
-            # rows in one order and cannot deadlock.
+            # COPY into a scratch table (the connection's own), then one upsert, then empty it
+            # (a rebuild writes many batches in one transaction). ORDER BY: concurrent
+            # projections (a rebuild beside the live one) lock the counter rows in one order
+            # and cannot deadlock.
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (name text, scope text, "
+                        "period text, value bigint)")
+            with cur.copy(f"COPY {_SCRATCH} (name, scope, period, value) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
             cur.execute(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) "
-                "ORDER BY 1, 2, 3 "
+                f"SELECT name, scope, period, value FROM {_SCRATCH} ORDER BY 1, 2, 3 "
                 f"ON CONFLICT (name, scope, period) DO UPDATE SET value = {COUNTERS}.value + "
-                "excluded.value",
-                [list(col) for col in zip(*rows, strict=True)],
+                "excluded.value"
             )
+            # TRUNCATE, not DELETE: nothing vacuums a temporary table's dead rows.
+            cur.execute(f"TRUNCATE {_SCRATCH}")
         else:
             cur.executemany(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) VALUES (?, ?, ?, ?) "

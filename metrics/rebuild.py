@@ -33,7 +33,7 @@ from services.migrations import upgrade
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LIVE_GROUP = "metrics"  # the live consumer's group id (before the topic prefix)
-APPLY_CHUNK = 20_000
+APPLY_CHUNK = 10_000  # two in memory at once (one applying, one decoding): ~100 MB
 
 
 class RebuildError(Exception):

@@ -20,7 +20,7 @@ async def read_audit(
     client_id: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=60)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # SQL offsets are 64-bit at most
 ) -> dict[str, Any]:
     return await intake.read(audit.entries, case_code=case_code, client_id=client_id,
                              action=action, limit=limit, offset=offset)

@@ -116,7 +116,7 @@ async def read_overdue(
     scope: Annotated[str, Query(description="all, province:…, agency:…, district:…, field:…, "
                                             "procedure:…, province-field:H56/land")] = "all",
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # SQL offsets are 64-bit at most
 ) -> dict[str, Any]:
     _, scope, _ = service.validate_query(["overdue_open"], scope, None, metrics.clock())
     return await metrics.read(queries.overdue_cases, scope=scope, limit=limit, offset=offset)

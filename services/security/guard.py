@@ -124,8 +124,9 @@ class Security:
 
         consumer = self._bus.consumer(group_id=f"{self._group_prefix}-{uuid.uuid4().hex[:12]}",
                                       topics=[self._topic], load_positions=from_start)
-        await consumer.start()
         try:
+            # Inside the try: a start that fails half-way (broker away) is stopped too.
+            await consumer.start()
             ends: dict[TopicPartition, int] = {}
             while not stop.is_set():
                 for message in await consumer.getmany(timeout_ms=self._poll_ms,

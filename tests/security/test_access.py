@@ -255,3 +255,24 @@ def test_tls_and_sasl_come_from_settings_alone(tmp_path: Path) -> None:
     ok = ServiceSettings(require_tls=True, database_url=(
         "postgresql+psycopg://u:p@db/motcua?sslmode=verify-full&sslrootcert=/etc/ca.pem"))
     assert ok.require_tls
+
+
+def test_an_answer_that_does_not_start_in_time_is_a_503() -> None:
+    import asyncio
+
+    import httpx
+
+    from services.http import RequestTimeout
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(5)
+
+    async def call() -> httpx.Response:
+        app = RequestTimeout(slow, seconds=0.05)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/v1/cases", json={})
+
+    r = asyncio.run(call())
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.headers["content-type"] == PROBLEM_JSON and r.json()["code"] == "timeout"

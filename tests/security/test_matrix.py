@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.errors import PROBLEM_JSON
-from services.security.policy import decision, endpoints
+from services.security.policy import endpoints
 from tests.factories import FEE_PROCEDURE, case_body, event_body
 from tests.harness import Stack
 from tests.security.support import CENTRE_H56, KINDS, Clients, admin_headers, create, provision
