@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +76,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     # KPIs are a portal's to read: the credentials file's portal, or the credentials given.
     kpi_auth = auth_for(args, "portal") if credentials_file_only(args) else auth_for(
         args, args.as_kind)
+    _settle(metrics_url, args.plan, months, kpi_auth)
     for month in months:
         r = httpx.get(f"{metrics_url}/v1/kpis",
                       params={"scope": f"province:{args.plan}", "period": month}, timeout=30,
@@ -82,6 +84,25 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         if r.status_code == 200:
             print()
             print(kpi_table(r.json()))
+
+
+def _settle(url: str, province: str, months: list[str], auth: Any, timeout: float = 60) -> None:
+    """Wait until the projection has caught up: the receipts count stops moving."""
+    def received() -> list[int]:
+        out = []
+        for month in months:
+            r = httpx.get(f"{url}/v1/kpis", params={"scope": f"province:{province}",
+                          "period": month, "kpi": "received"}, timeout=30, auth=auth)
+            out.append(r.json()["items"][0]["numerator"] if r.status_code == 200 else -1)
+        return out
+
+    deadline = time.monotonic() + timeout
+    last, steady = received(), 0
+    while steady < 3 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = received()
+        steady = steady + 1 if now == last else 0
+        last = now
 
 
 def credentials_file_only(args: argparse.Namespace) -> bool:
