@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
 
 from contracts import CASES_TOPIC, CATALOGUE_TOPIC, DEAD_LETTER_TOPIC, ROUTING_TOPIC
 from intake import models
@@ -31,11 +30,11 @@ from services.app import build_app
 from services.bus import Bus, make_bus
 from services.clock import Clock, system_clock
 from services.consumer import ConsumerRunner, ConsumerSpec
-from services.db import make_engine, transaction
+from services.db import make_engine, read_in_thread, transaction
 from services.errors import MotcuaError, Unavailable
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, OutboxCollector, register
-from services.outbox import Relay
+from services.outbox import Relay, relay_readiness
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -108,14 +107,8 @@ class IntakeComponent:
         self.engine.dispose()
 
     async def readiness(self) -> dict[str, Any]:
-        try:
-            backlog = await asyncio.to_thread(models.OUTBOX.backlog, self.engine)
-            db = True
-        except OperationalError:
-            backlog, db = -1, False
-        return {"database": db, "outbox_backlog": backlog,
-                "consumer": self.consumer.stats.running,
-                "relay_error": self.relay.last_error}
+        return {**await relay_readiness(models.OUTBOX, self.engine, self.relay),
+                "consumer": self.consumer.stats.running}
 
     async def write(self, fn: Callable[..., tuple[T, bool]], *, audit: Note | None = None,
                     **kwargs: Any) -> tuple[T, bool]:
@@ -181,11 +174,7 @@ class IntakeComponent:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:
-        def run() -> T:
-            with Session(self.engine) as session:
-                return fn(session=session, **kwargs)
-
-        return await asyncio.to_thread(run)
+        return await read_in_thread(self.engine, fn, **kwargs)
 
 
 def create_app(

@@ -11,7 +11,6 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, Envelope
 from metrics import dashboard, models
@@ -25,7 +24,7 @@ from services.app import build_app
 from services.bus import Bus, make_bus
 from services.clock import Clock, system_clock
 from services.consumer import ConsumerRunner, ConsumerSpec
-from services.db import make_engine
+from services.db import make_engine, read_in_thread
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, register
 
@@ -93,11 +92,7 @@ class MetricsComponent:
         return {"database": db, "consumer": self.consumer.stats.running}
 
     async def read(self, fn: Callable[..., T], **kwargs: Any) -> T:
-        def run() -> T:
-            with Session(self.engine) as session:
-                return fn(session=session, **kwargs)
-
-        return await asyncio.to_thread(run)
+        return await read_in_thread(self.engine, fn, **kwargs)
 
 
 def create_app(

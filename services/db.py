@@ -1,9 +1,10 @@
 """Database engine and sessions (SQLite for the embedded default, PostgreSQL to scale)."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
@@ -66,3 +67,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+T = TypeVar("T")
+
+
+async def read_in_thread(engine: Engine, fn: Callable[..., T], **kwargs: Any) -> T:
+    """Run a read-only domain function on its own session, off the event loop."""
+
+    def run() -> T:
+        with Session(engine) as session:
+            return fn(session=session, **kwargs)
+
+    return await asyncio.to_thread(run)

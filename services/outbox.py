@@ -8,6 +8,7 @@ import logging
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -25,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
@@ -190,3 +192,13 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
     finally:
         for w in waiters:
             w.cancel()
+
+
+async def relay_readiness(outbox: Outbox, engine: Engine, relay: Relay) -> dict[str, Any]:
+    """The readiness checks of a service that publishes through an outbox."""
+    try:
+        backlog = await asyncio.to_thread(outbox.backlog, engine)
+        db = True
+    except OperationalError:
+        backlog, db = -1, False
+    return {"database": db, "outbox_backlog": backlog, "relay_error": relay.last_error}
