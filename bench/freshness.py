@@ -9,17 +9,18 @@ Run: .venv/bin/python -m bench.freshness [--rate 300 --seconds 30]
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
 
 from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, quantiles, save, server
@@ -38,31 +39,80 @@ def database() -> str:
     return PG.rsplit("/", 1)[0] + "/" + name
 
 
-async def offer_load(intake: str, rate: float, seconds: float, sent: list[int],
-                     answered: list[float]) -> None:
-    """Offer `rate` new cases a second; `answered` gets each 2xx's time since the start, so
-    the rate intake kept up with can be told from the rate offered."""
-    bodies = [orjson.loads(b) for b in realistic_bodies(province=LOAD_PROVINCE)]
-    async with httpx.AsyncClient(base_url=intake, timeout=30, headers=bearer("counter"),
-                                 limits=httpx.Limits(max_connections=32)) as client:
-        started = time.monotonic()
-        pending: set[asyncio.Task[Any]] = set()
-        i = 0
+class RawClient:
+    """Keep-alive HTTP/1.1 connections sending pre-built requests, reading only the status line
+    and Content-Length: the load must not be limited by its own client (httpx spends more CPU
+    on a request than intake does)."""
 
-        async def post(body: dict[str, Any]) -> None:
-            r = await client.post("/v1/cases", json=body)
-            if r.is_success:
-                answered.append(time.monotonic() - started)
+    def __init__(self, base: str, connections: int, headers: dict[str, str]) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host, self.port, self.connections = host, int(port), connections
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue())
 
-        while time.monotonic() - started < seconds:
-            due = started + i / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            task = asyncio.create_task(post(bodies[i % len(bodies)]))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            i += 1
-        await asyncio.gather(*pending, return_exceptions=True)
-        sent.append(i)
+    async def start(self) -> None:
+        for _ in range(self.connections):
+            self.idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    def request(self, path: str, body: bytes) -> bytes:
+        return (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.head}"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+
+    async def send(self, request: bytes) -> int:
+        reader, writer = await self.idle.get()
+        try:
+            writer.write(request)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return status
+        finally:
+            self.idle.put_nowait((reader, writer))
+
+    async def close(self) -> None:
+        while not self.idle.empty():
+            _reader, writer = self.idle.get_nowait()
+            writer.close()
+
+
+async def offer_load(intake: str, rate: float, seconds: float,
+                     ready: Callable[[], None]) -> tuple[int, list[float]]:
+    """Offer `rate` new cases a second; (sent, each 2xx's time since the start), so the rate
+    intake kept up with can be told from the rate offered."""
+    client = RawClient(intake, 64, bearer("counter"))
+    await client.start()
+    requests = [client.request("/v1/cases", b.encode())
+                for b in realistic_bodies(province=LOAD_PROVINCE)]
+    ready()
+    answered: list[float] = []
+    started = time.monotonic()
+    pending: set[asyncio.Task[Any]] = set()
+    i = 0
+
+    async def post(request: bytes) -> None:
+        if 200 <= await client.send(request) < 300:
+            answered.append(time.monotonic() - started)
+
+    while time.monotonic() - started < seconds:
+        due = started + i / rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        task = asyncio.create_task(post(requests[i % len(requests)]))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        i += 1
+    await asyncio.gather(*pending, return_exceptions=True)
+    await client.close()
+    return i, answered
+
+
+def _load_process(intake: str, rate: float, seconds: float, out: Any) -> None:
+    out.put(asyncio.run(offer_load(intake, rate, seconds, lambda: out.put("offering"))))
 
 
 async def probe(intake: str, metrics: str, seconds: float) -> list[float]:
@@ -108,16 +158,15 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
             for s in SERVICES}
         idle = asyncio.run(probe(url["intake"], url["metrics"], min(10.0, seconds)))
 
-        answered: list[float] = []
-
-        async def loaded() -> tuple[list[float], int]:
-            sent: list[int] = []
-            lat, _ = await asyncio.gather(
-                probe(url["intake"], url["metrics"], seconds),
-                offer_load(url["intake"], rate, seconds, sent, answered))
-            return lat, sent[0]
-
-        busy, sent = asyncio.run(loaded())
+        # The load from a process of its own: its CPU must not delay the probe's timings.
+        spawn = multiprocessing.get_context("spawn")
+        results = spawn.Queue()
+        load = spawn.Process(target=_load_process, args=(url["intake"], rate, seconds, results))
+        load.start()
+        assert results.get(timeout=120) == "offering"
+        busy = asyncio.run(probe(url["intake"], url["metrics"], seconds))
+        sent, answered = results.get()
+        load.join()
         rss = {s: peak_rss_mb(p.pid) for s, p in procs.items()}
     q_idle, q_busy = quantiles(idle), quantiles(busy)
     return {"offered_cases_per_s": rate, "offered_events_per_s_approx": rate * 2,

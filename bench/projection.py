@@ -27,6 +27,7 @@ from metrics.app import MetricsComponent
 from metrics.settings import MetricsSettings
 from services.bus.base import Record
 from services.bus.kafka import KafkaBus
+from services.runtime import tune_gc
 
 KAFKA = os.environ.get("MOTCUA_BENCH_KAFKA", "127.0.0.1:9092")
 PG = os.environ.get("MOTCUA_BENCH_DATABASE_URL",
@@ -107,6 +108,8 @@ async def motcua_projection(prefix: str, total: int, batch: int) -> tuple[float,
 def run(cases: int, batch: int, kind: str = "realistic") -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     total = asyncio.run(produce(prefix, cases, kind))
+    # As a service process starts (motcua.commands.run.serve); the baseline gets it too.
+    tune_gc()
     cpu = cpu_seconds()
     bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
     cpu_bare = cpu_seconds() - cpu

@@ -23,6 +23,7 @@ from typing import Any
 from bench.common import ROOT, peak_rss_mb, save
 from bench.projection import KAFKA, bare_consumer, fresh_database, produce
 from contracts import CASES_TOPIC
+from services.runtime import tune_gc
 
 GOAL_EVENTS = 10_000_000
 
@@ -55,6 +56,7 @@ def rebuild_once(prefix: str, batch: int) -> dict[str, Any]:
 
 def run(sizes: list[int], batch: int) -> dict[str, Any]:
     result: dict[str, Any] = {"batch_size": batch, "sizes": {}}
+    tune_gc()  # the baseline as the rebuild command's process runs (motcua metrics rebuild)
     for cases in sizes:
         prefix = f"rebuild{uuid.uuid4().hex[:6]}."
         t = time.perf_counter()

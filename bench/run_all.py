@@ -31,7 +31,7 @@ PLAN: dict[str, tuple[str, list[str]]] = {
     "freshness_sustained": ("freshness", ["--rate", "100", "--seconds", "30", "--name",
                                           "freshness_sustained"]),
     "rebuild": ("rebuild", ["--sizes", "25000", "100000"]),
-    "kpi_query": ("kpi_query", ["--sizes", "100000", "1000000", "10000000", "--queries", "50"]),
+    "kpi_query": ("kpi_query", ["--sizes", "100000", "1000000", "10000000", "--queries", "200"]),
 }
 
 

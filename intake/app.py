@@ -22,8 +22,9 @@ from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
 from intake.pii import PiiCipher
 from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
-from intake.service import IntakeDeps
+from intake.service import IntakeDeps, Result
 from intake.settings import IntakeSettings
+from intake.writer import GroupWriter, Item, Outcome
 from registry.calendar import WorkingCalendar, default_calendar_dir
 from registry.catalogue import Catalogue
 from services.app import build_app
@@ -59,6 +60,8 @@ class IntakeComponent:
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
         self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
+        self.writer = GroupWriter(self.engine, self.deps, max_items=settings.batch_max_items,
+                                  on_written=self._written)
         self.consumer = ConsumerRunner(
             bus=bus, engine=self.engine, tracking=models.TRACKING,
             spec=ConsumerSpec(
@@ -101,7 +104,7 @@ class IntakeComponent:
             log.info("re-encrypted %d applicants under PII key %s", sealed, self.pii.active)
 
     def background(self, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
-        return [self.relay.run(stop), self.consumer.supervise(stop)]
+        return [self.writer.run(stop), self.relay.run(stop), self.consumer.supervise(stop)]
 
     async def stop(self) -> None:
         self.engine.dispose()
@@ -109,6 +112,29 @@ class IntakeComponent:
     async def readiness(self) -> dict[str, Any]:
         return {**await relay_readiness(models.OUTBOX, self.engine, self.relay),
                 "consumer": self.consumer.stats.running}
+
+    async def submit(self, items: list[Item]) -> list[Outcome]:
+        """Cases and their events: written by the group writer, many requests a transaction."""
+        return await self.writer.submit(items)
+
+    async def submit_one(self, item: Item) -> Result:
+        outcome = (await self.writer.submit([item]))[0]
+        if isinstance(outcome, MotcuaError):
+            raise outcome
+        return outcome
+
+    def _written(self, items: list[Item], outcomes: list[Outcome]) -> None:
+        created = False
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, MotcuaError):
+                continue
+            if outcome[1]:
+                created = True
+                self._count(item.fn, item.kwargs)
+            else:
+                self.metrics.retries_replayed.inc()
+        if created:
+            self.relay.wake()
 
     async def write(self, fn: Callable[..., tuple[T, bool]], *, audit: Note | None = None,
                     **kwargs: Any) -> tuple[T, bool]:

@@ -42,11 +42,18 @@ class Note:
 
 def record(session: Session, note: Note, *, status: int, at: datetime,
            case_code: str | None = None) -> None:
+    session.add(AuditEntry(**row(note, status=status, at=at, case_code=case_code)))
+
+
+def row(note: Note, *, status: int, at: datetime, case_code: str | None = None,
+        detail: str | None = None) -> dict[str, Any]:
+    """The audit row for a note once its outcome is known."""
     a = note.actor
-    session.add(AuditEntry(
-        at=at, client_id=a.client_id, client_kind=a.kind, action=note.action,
-        case_code=case_code or note.case_code, status=status, request_id=a.request_id,
-        client_ip=a.client_ip, detail=(note.detail or None) and note.detail[:300]))
+    detail = detail or note.detail
+    return {"at": at, "client_id": a.client_id, "client_kind": a.kind, "action": note.action,
+            "case_code": case_code or note.case_code, "status": status,
+            "request_id": a.request_id, "client_ip": a.client_ip,
+            "detail": detail[:300] if detail else None}
 
 
 def entries(*, session: Session, case_code: str | None, client_id: str | None,

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import logging
 import os
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -89,13 +90,20 @@ class PiiCipher:
 
     def seal(self, applicant: Applicant) -> Applicant:
         """Encrypt the plain values of a new row in place."""
-        for field in FIELDS:
-            value = getattr(applicant, field)
-            if value is not None:
-                setattr(applicant, field, self.encrypt(value, case_code=applicant.case_code,
-                                                       field=field))
-        applicant.key_id = self.active
+        for field, value in self.sealed(applicant.model_dump()).items():
+            setattr(applicant, field, value)
         return applicant
+
+    def sealed(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A new applicant row (case_code, kind and the plain values) with the values
+        encrypted under the active key."""
+        out = dict(row)
+        for field in FIELDS:
+            value = out.get(field)
+            if value is not None:
+                out[field] = self.encrypt(value, case_code=row["case_code"], field=field)
+        out["key_id"] = self.active
+        return out
 
     def open(self, applicant: Applicant) -> dict[str, str | None]:
         out: dict[str, str | None] = {"kind": applicant.kind}

@@ -1,11 +1,16 @@
 """Intake's domain functions: receive a case, record an event on it, read it back.
 
-Plain keyword-only functions over a session; the caller owns the transaction. Every accepted
-change writes the case, its history row and the outgoing event (outbox) in that one transaction.
+The write functions (receive, submit, record) work on a Batch (intake.batch): they read what
+they need from it, check everything, and only then append the case, its history row and the
+outgoing event, which the batch writes in the caller's transaction. The writer (intake.writer)
+runs many requests' items in one batch; receive_case, submit_case and record_event run one item
+in a session's transaction.
 """
 
 import hashlib
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,7 +20,6 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from contracts import (
-    CASES_TOPIC,
     EVENT_CLASSES,
     CaseEvent,
     CaseReceived,
@@ -24,8 +28,9 @@ from contracts import (
 )
 from contracts.types import OnlineLevel
 from intake import lifecycle
-from intake.codes import format_case_code, next_sequence, parse_case_code
-from intake.models import CATALOGUE, OUTBOX, Applicant, Case, CaseEventRecord
+from intake.batch import Batch
+from intake.codes import parse_case_code
+from intake.models import CATALOGUE, Applicant, Case, CaseEventRecord
 from intake.pii import PiiCipher
 from intake.schemas import (
     ApplicantIn,
@@ -40,11 +45,14 @@ from intake.schemas import (
     SubmissionCreate,
     SubmissionReceipt,
 )
+from intake.state import CaseState
 from registry.calendar import WorkingCalendar, due_date, is_on_time, resolution_days
 from registry.catalogue import Agency, Catalogue, Procedure
 from registry.store import CatalogueStore
 from services.clock import LOCAL_TZ, Clock
-from services.errors import Conflict, NotFound, ValidationFailed
+from services.errors import Conflict, MotcuaError, NotFound, ValidationFailed
+from services.security import Principal
+from services.security.scopes import check_agencies
 
 PAYLOADS: dict[str, type[CaseEvent]] = {cls.NAME: cls for cls in EVENT_CLASSES}
 EXTRA_FIELDS = ("from_office", "to_office", "method", "reason", "amount", "portal",
@@ -67,6 +75,8 @@ RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     "rated": (("rating",), (), ()),
 }
 SYSTEM_ONLY = frozenset({"overdue"})
+# The write functions see CaseState; reads build their answers from the mapped row.
+CaseLike = Case | CaseState
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,11 @@ class IntakeDeps:
     # Encrypts applicant data at rest; None only in domain tests that store no applicant.
     pii: PiiCipher | None = None
 
-    def applicant(self, case_code: str, data: ApplicantIn) -> Applicant:
-        row = Applicant(case_code=case_code, **data.model_dump())
+    def applicant(self, case_code: str, data: ApplicantIn) -> dict[str, Any]:
+        """The applicant's row, sealed: never stored plain."""
         if self.pii is None:
             raise RuntimeError("no PII cipher configured: applicant data is never stored plain")
-        return self.pii.seal(row)
+        return self.pii.sealed({"case_code": case_code, **data.model_dump()})
 
     def catalogue(self, session: Session) -> Catalogue:
         """The agency registry and procedure catalogue, with history, as intake stores them."""
@@ -114,34 +124,39 @@ def _check_time(deps: IntakeDeps, field: str, value: datetime | None) -> datetim
     return value
 
 
-def _replay(
-    session: Session, event_id: str, fingerprint: str
-) -> dict[str, Any] | None:
-    """The stored answer for a retried event id, or a 409 if the id came with another body."""
-    prior = session.get(CaseEventRecord, event_id)
-    if prior is None:
-        return None
-    if prior.fingerprint != fingerprint:
-        raise Conflict(
-            f"event_id {event_id} was already used for a different request",
-            reason="idempotency_key_reused",
-        )
-    return prior.response
+Result = tuple[dict[str, Any], bool]
+
+
+@dataclass(frozen=True)
+class NeedsCode:
+    """An item checked and ready but for its case code. A batch hands out codes per agency and
+    day once every item is checked, so that a refused item never takes a number."""
+
+    agency_code: str
+    day: date
+    finish: Callable[[str], Result]
+
+
+def _scope(batch: Batch, scope: Principal | None, agency_code: str) -> None:
+    if scope is not None:
+        check_agencies(scope, batch.tree(), [agency_code])
 
 
 # --- receive -------------------------------------------------------------------------------
 
 
-def receive_case(
-    *, session: Session, deps: IntakeDeps, data: CaseCreate, idempotency_key: str | None = None
-) -> tuple[dict[str, Any], bool]:
-    """Receive a case; returns (appointment slip, created). A retry returns (same slip, False)."""
+def receive(
+    batch: Batch, deps: IntakeDeps, data: CaseCreate, idempotency_key: str | None = None,
+    scope: Principal | None = None,
+) -> Result | NeedsCode:
+    """Receive a case; (appointment slip, created). A retry answers (same slip, False)."""
+    _scope(batch, scope, data.agency_code)
     event_id = str(data.event_id) if data.event_id else idempotency_key
     fingerprint = _fingerprint(data)
-    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+    if (replayed := batch.replay(event_id, fingerprint)) is not None:
         return replayed, False
 
-    catalogue = deps.catalogue(session)
+    catalogue = batch.catalogue
     received_at = _check_time(deps, "received_at", data.received_at)
     received_on = _local(received_at)
     agency, procedure = _lookup(catalogue, data.agency_code, data.procedure_code, received_on)
@@ -154,44 +169,73 @@ def receive_case(
         raise _error("online_level", "only_if_online",
                      "online_level is only allowed when channel is online")
 
-    replayed_first = _supplied_code(session, data.case_code, agency.code, fingerprint,
+    replayed_first = _supplied_code(batch, data.case_code, agency.code, fingerprint,
                                     first_type="received")
     if replayed_first is not None:
         return replayed_first, False
-    case_code = data.case_code or _new_code(session, agency.code, received_on)
-
     due = due_date(calendar=deps.calendar, received_on=received_on,
                    processing_days=procedure.processing_days, pauses=())
-    now = deps.clock()
-    case = Case(
-        case_code=case_code,
-        agency_code=agency.code,
-        province_code=agency.province,
-        district_code=catalogue.district_of(agency, on=received_on),
-        procedure_code=procedure.code,
-        procedure_name=procedure.name,
-        field_code=procedure.field_code,
-        channel=data.channel.value,
-        online_level=data.online_level.value if data.online_level else None,
-        return_by_post=data.return_by_post,
-        status=2,
-        received_at=received_at,
-        receipt_date=received_on,
-        processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd,
-        due_date=due,
-        updated_at=now,
-        event_count=1,
-    )
-    session.add(case)
-    if data.applicant is not None:
-        session.add(deps.applicant(case_code, data.applicant))
-    receipt = _slip(case, agency).model_dump(mode="json")
-    payload = CaseReceived(case_code=case_code, occurred_at=received_at, status=2,
-                           **_received_fields(case))
-    _append(session, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint, receipt,
-            source=deps.source, seq=1)
-    return receipt, True
+    district = catalogue.district_of(agency, on=received_on)
+
+    def finish(case_code: str) -> Result:
+        case = CaseState(
+            case_code=case_code,
+            agency_code=agency.code,
+            province_code=agency.province,
+            district_code=district,
+            procedure_code=procedure.code,
+            procedure_name=procedure.name,
+            field_code=procedure.field_code,
+            channel=data.channel.value,
+            online_level=data.online_level.value if data.online_level else None,
+            return_by_post=data.return_by_post,
+            status=2,
+            received_at=received_at,
+            receipt_date=received_on,
+            processing_days=procedure.processing_days,
+            fee_vnd=procedure.fee_vnd,
+            due_date=due,
+            updated_at=deps.clock(),
+            event_count=1,
+        )
+        batch.add_case(case)
+        if data.applicant is not None:
+            batch.applicants.append(deps.applicant(case_code, data.applicant))
+        receipt = _slip(case, agency).model_dump(mode="json")
+        payload = CaseReceived(case_code=case_code, occurred_at=received_at, status=2,
+                               **_received_fields(case))
+        _append(batch, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint,
+                receipt, source=deps.source, seq=1)
+        return receipt, True
+
+    if data.case_code is not None:
+        return finish(data.case_code)
+    return NeedsCode(agency.code, received_on, finish)
+
+
+def settle(batch: Batch, staged: list[Result | NeedsCode | MotcuaError]
+           ) -> list[Result | MotcuaError]:
+    """Give the items waiting for a case code their codes, in item order."""
+    wanted = Counter((s.agency_code, s.day) for s in staged if isinstance(s, NeedsCode))
+    codes = batch.new_codes(wanted) if wanted else {}
+    return [s.finish(codes[(s.agency_code, s.day)].pop(0)) if isinstance(s, NeedsCode) else s
+            for s in staged]
+
+
+def run_one(session: Session, fn: Callable[..., Result | NeedsCode], **kwargs: Any) -> Result:
+    """One item in the caller's transaction (the consumer's handler, tests): a batch of one."""
+    batch = Batch(session.connection())
+    outcome = settle(batch, [fn(batch, **kwargs)])[0]
+    if isinstance(outcome, MotcuaError):
+        raise outcome
+    batch.write()
+    return outcome
+
+
+def receive_case(
+    *, session: Session, deps: IntakeDeps, data: CaseCreate, idempotency_key: str | None = None
+) -> Result:
+    return run_one(session, receive, deps=deps, data=data, idempotency_key=idempotency_key)
 
 
 def _lookup(
@@ -225,7 +269,7 @@ def _check_offered(procedure: Procedure, level: OnlineLevel) -> None:
 
 
 def _supplied_code(
-    session: Session, case_code: str | None, agency_code: str, fingerprint: str, *,
+    batch: Batch, case_code: str | None, agency_code: str, fingerprint: str, *,
     first_type: str,
 ) -> dict[str, Any] | None:
     """Check a case code the counter supplied; the stored answer if this is a retry."""
@@ -235,21 +279,17 @@ def _supplied_code(
     if code_agency != agency_code:
         raise _error("case_code", "agency_prefix",
                      f"case_code must start with the receiving agency {agency_code}")
-    existing = session.get(Case, case_code)
+    existing = batch.case(case_code)
     if existing is None:
         return None
-    first = session.execute(
-        select(CaseEventRecord).where(
-            col(CaseEventRecord.case_code) == case_code, col(CaseEventRecord.seq) == 1,
-        )
-    ).scalar_one_or_none()
-    if first is not None and first.type == first_type and first.fingerprint == fingerprint:
-        return first.response
+    first = batch.first_event(case_code)
+    if first is not None and first[0] == first_type and first[1] == fingerprint:
+        return first[2]
     raise Conflict(f"case {case_code} already exists with a different body",
                    current_status=existing.status)
 
 
-def _slip(case: Case, agency: Agency) -> CaseReceipt:
+def _slip(case: CaseLike, agency: Agency) -> CaseReceipt:
     """What the appointment slip prints, from the case as received."""
     assert case.received_at is not None and case.receipt_date is not None
     assert case.due_date is not None
@@ -264,7 +304,7 @@ def _slip(case: Case, agency: Agency) -> CaseReceipt:
     )
 
 
-def _received_fields(case: Case) -> dict[str, Any]:
+def _received_fields(case: CaseLike) -> dict[str, Any]:
     """The attribution and terms a received event carries, copied from the case."""
     return {
         "agency_code": case.agency_code, "province_code": case.province_code,
@@ -279,21 +319,22 @@ def _received_fields(case: Case) -> dict[str, Any]:
 # --- online submission ---------------------------------------------------------------------
 
 
-def submit_case(
-    *, session: Session, deps: IntakeDeps, data: SubmissionCreate,
-    idempotency_key: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+def submit(
+    batch: Batch, deps: IntakeDeps, data: SubmissionCreate, idempotency_key: str | None = None,
+    scope: Principal | None = None,
+) -> Result | NeedsCode:
     """Register a case submitted online (status 1): not yet accepted, no due date yet.
 
     The reception counter later records `received` on it (the due date is set then, from the
     procedure version in force on the receipt date) or `refused`; the applicant may withdraw.
     The case code is taken on the submission date, as the portal prints it at submission.
     """
+    _scope(batch, scope, data.agency_code)
     event_id = str(data.event_id) if data.event_id else idempotency_key
     fingerprint = _fingerprint(data)
-    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+    if (replayed := batch.replay(event_id, fingerprint)) is not None:
         return replayed, False
-    catalogue = deps.catalogue(session)
+    catalogue = batch.catalogue
     submitted_at = _check_time(deps, "submitted_at", data.submitted_at)
     submitted_on = _local(submitted_at)
     agency, procedure = _lookup(catalogue, data.agency_code, data.procedure_code, submitted_on)
@@ -301,40 +342,52 @@ def submit_case(
         raise _error("procedure_code", "offered_online",
                      f"procedure {procedure.code} is not offered online")
     _check_offered(procedure, data.online_level)
-    replayed_first = _supplied_code(session, data.case_code, agency.code, fingerprint,
+    replayed_first = _supplied_code(batch, data.case_code, agency.code, fingerprint,
                                     first_type="submitted")
     if replayed_first is not None:
         return replayed_first, False
-    case_code = data.case_code or _new_code(session, agency.code, submitted_on)
-    case = Case(
-        case_code=case_code, agency_code=agency.code, province_code=agency.province,
-        district_code=catalogue.district_of(agency, on=submitted_on),
-        procedure_code=procedure.code, procedure_name=procedure.name,
-        field_code=procedure.field_code, channel="online",
-        online_level=data.online_level.value, return_by_post=data.return_by_post, status=1,
-        submitted_at=submitted_at, processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd, updated_at=deps.clock(), event_count=1,
-    )
-    session.add(case)
-    if data.applicant is not None:
-        session.add(deps.applicant(case_code, data.applicant))
-    answer = SubmissionReceipt(
-        case_code=case_code, status=1, status_name=lifecycle.STATUS_NAMES[1],
-        agency_code=agency.code, agency_name=agency.name, procedure_code=procedure.code,
-        procedure_name=procedure.name, online_level=data.online_level.value,
-        submitted_at=submitted_at, processing_days=procedure.processing_days,
-        fee_vnd=procedure.fee_vnd, allowed_events=_allowed(case),
-    ).model_dump(mode="json")
-    payload = CaseSubmitted(case_code=case_code, occurred_at=submitted_at, status=1,
-                            agency_code=agency.code, procedure_code=procedure.code,
-                            online_level=data.online_level)
-    _append(session, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint, answer,
-            source=deps.source, seq=1)
-    return answer, True
+    district = catalogue.district_of(agency, on=submitted_on)
+
+    def finish(case_code: str) -> Result:
+        case = CaseState(
+            case_code=case_code, agency_code=agency.code, province_code=agency.province,
+            district_code=district, procedure_code=procedure.code,
+            procedure_name=procedure.name, field_code=procedure.field_code, channel="online",
+            online_level=data.online_level.value, return_by_post=data.return_by_post,
+            status=1, submitted_at=submitted_at, processing_days=procedure.processing_days,
+            fee_vnd=procedure.fee_vnd, updated_at=deps.clock(), event_count=1,
+        )
+        batch.add_case(case)
+        if data.applicant is not None:
+            batch.applicants.append(deps.applicant(case_code, data.applicant))
+        answer = SubmissionReceipt(
+            case_code=case_code, status=1, status_name=lifecycle.STATUS_NAMES[1],
+            agency_code=agency.code, agency_name=agency.name, procedure_code=procedure.code,
+            procedure_name=procedure.name, online_level=data.online_level.value,
+            submitted_at=submitted_at, processing_days=procedure.processing_days,
+            fee_vnd=procedure.fee_vnd, allowed_events=_allowed(case),
+        ).model_dump(mode="json")
+        payload = CaseSubmitted(case_code=case_code, occurred_at=submitted_at, status=1,
+                                agency_code=agency.code, procedure_code=procedure.code,
+                                online_level=data.online_level)
+        _append(batch, deps, case, payload, event_id or str(uuid.uuid4()), fingerprint,
+                answer, source=deps.source, seq=1)
+        return answer, True
+
+    if data.case_code is not None:
+        return finish(data.case_code)
+    return NeedsCode(agency.code, submitted_on, finish)
+
+
+def submit_case(
+    *, session: Session, deps: IntakeDeps, data: SubmissionCreate,
+    idempotency_key: str | None = None,
+) -> Result:
+    return run_one(session, submit, deps=deps, data=data, idempotency_key=idempotency_key)
 
 
 def _receive_submitted(
-    catalogue: Catalogue, deps: IntakeDeps, case: Case, at: datetime
+    catalogue: Catalogue, deps: IntakeDeps, case: CaseState, at: datetime
 ) -> dict[str, Any]:
     """Accept an online submission: the terms in force on the receipt date, and a due date."""
     day = _local(at)
@@ -350,43 +403,35 @@ def _receive_submitted(
     return _received_fields(case)
 
 
-def _new_code(session: Session, agency_code: str, day: date) -> str:
-    # A counter may have supplied codes of its own for this day: skip any already taken.
-    while True:
-        code = format_case_code(agency_code, day, next_sequence(session, agency_code, day))
-        if session.get(Case, code) is None:
-            return code
-
-
 # --- record an event -----------------------------------------------------------------------
 
 
-def record_event(
-    *,
-    session: Session,
+def record(
+    batch: Batch,
     deps: IntakeDeps,
     case_code: str,
     data: EventCreate,
     idempotency_key: str | None = None,
     source: str | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Apply one event to a case; returns (result, created). A retry returns (same, False)."""
+    scope: Principal | None = None,
+) -> Result:
+    """Apply one event to a case; (result, created). A retry answers (same result, False)."""
     event_id = str(data.event_id) if data.event_id else idempotency_key
     fingerprint = _fingerprint(data)
-    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
+    # The case first (locked), then the earlier answer: a copy of this very event committed by
+    # another process while we waited for the lock is answered as the retry it is.
+    stored = batch.case(case_code)
+    if stored is not None:
+        _scope(batch, scope, stored.agency_code)
+    if (replayed := batch.replay(event_id, fingerprint)) is not None:
         return replayed, False
     system = source is not None and source != deps.source
-    catalogue = deps.catalogue(session)
+    catalogue = batch.catalogue
     _check_fields(catalogue, data, system=system)
     occurred_at = _check_time(deps, "occurred_at", data.occurred_at)
-
-    case = _lock_case(session, case_code)
-    if case is None:
+    if stored is None:
         raise NotFound(f"case {case_code} does not exist")
-    # A concurrent copy of this very event may have committed while we waited for the lock:
-    # answer it as the retry it is, not as a conflict with the status it produced.
-    if event_id and (replayed := _replay(session, event_id, fingerprint)) is not None:
-        return replayed, False
+    case = stored.copy()
     new_status = lifecycle.next_status(data.type, case.status)
     if new_status is None:
         raise _not_allowed(case, data.type)
@@ -413,19 +458,32 @@ def record_event(
     )
     eid = event_id or str(uuid.uuid4())
     response = result.model_copy(update={"event_id": eid}).model_dump(mode="json")
-    _append(session, deps, case, payload, eid, fingerprint, response,
+    _append(batch, deps, case, payload, eid, fingerprint, response,
             source=source or deps.source, seq=case.event_count)
-    session.add(case)
+    batch.put_case(case)
     return response, True
 
 
-def _agency_of(catalogue: Catalogue, case: Case) -> Agency:
+def record_event(
+    *,
+    session: Session,
+    deps: IntakeDeps,
+    case_code: str,
+    data: EventCreate,
+    idempotency_key: str | None = None,
+    source: str | None = None,
+) -> Result:
+    return run_one(session, record, deps=deps, case_code=case_code, data=data,
+                   idempotency_key=idempotency_key, source=source)
+
+
+def _agency_of(catalogue: Catalogue, case: CaseLike) -> Agency:
     agency = catalogue.agency(case.agency_code, on=case.receipt_date)
     assert agency is not None, "checked when the case was received"
     return agency
 
 
-def _allowed(case: Case) -> list[str]:
+def _allowed(case: CaseLike) -> list[str]:
     """What a counter may record next: the status allows it and the case has not had it yet."""
     owed = max(case.fee_vnd, case.amount_requested)
     spent = {"paid": owed == 0 or case.amount_paid >= owed,
@@ -434,21 +492,13 @@ def _allowed(case: Case) -> list[str]:
             if e not in SYSTEM_ONLY and not spent.get(e, False)]
 
 
-def _not_allowed(case: Case, event: str, why: str | None = None) -> Conflict:
+def _not_allowed(case: CaseLike, event: str, why: str | None = None) -> Conflict:
     allowed = _allowed(case)
     name = lifecycle.STATUS_NAMES[case.status]
     detail = why or (f"'{event}' is not allowed while the case is in status {case.status} "
                      f"({name}); allowed: {', '.join(allowed) or 'none (terminal)'}")
     return Conflict(detail, current_status=case.status, current_status_name=name,
                     allowed_events=allowed)
-
-
-def _lock_case(session: Session, case_code: str) -> Case | None:
-    # FOR UPDATE serialises concurrent events on one case on PostgreSQL; SQLite's write
-    # transaction (BEGIN IMMEDIATE) already does.
-    return session.execute(
-        select(Case).where(col(Case.case_code) == case_code).with_for_update()
-    ).scalar_one_or_none()
 
 
 def _check_fields(catalogue: Catalogue, data: EventCreate, *, system: bool) -> None:
@@ -484,7 +534,7 @@ def _check_fields(catalogue: Catalogue, data: EventCreate, *, system: bool) -> N
 
 
 def _apply(
-    deps: IntakeDeps, catalogue: Catalogue, case: Case, data: EventCreate, at: datetime
+    deps: IntakeDeps, catalogue: Catalogue, case: CaseState, data: EventCreate, at: datetime
 ) -> dict[str, Any]:
     """Update the case for the event and return the payload's event-specific fields."""
     day = _local(at)
@@ -561,36 +611,27 @@ def _apply(
     raise _not_allowed(case, t)
 
 
-def _pauses(case: Case) -> list[tuple[date, date]]:
+def _pauses(case: CaseLike) -> list[tuple[date, date]]:
     return [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in case.pauses]
 
 
-def _due(deps: IntakeDeps, case: Case) -> date:
+def _due(deps: IntakeDeps, case: CaseLike) -> date:
     return due_date(calendar=deps.calendar, received_on=case.receipt_date or date.today(),
                     processing_days=case.processing_days, pauses=_pauses(case))
 
 
 def _append(
-    session: Session, deps: IntakeDeps, case: Case, payload: CaseEvent, event_id: str,
+    batch: Batch, deps: IntakeDeps, case: CaseState, payload: CaseEvent, event_id: str,
     fingerprint: str, response: dict[str, Any], *, source: str, seq: int,
 ) -> None:
-    session.add(
-        CaseEventRecord(
-            event_id=event_id,
-            case_code=case.case_code,
-            seq=seq,
-            type=payload.NAME,
-            occurred_at=payload.occurred_at,
-            recorded_at=deps.clock(),
-            source=source,
-            status_after=payload.status or 0,
-            details=payload.details(),
-            fingerprint=fingerprint,
-            response=response,
-        )
+    now = deps.clock()
+    batch.add_event(
+        {"event_id": event_id, "case_code": case.case_code, "seq": seq, "type": payload.NAME,
+         "occurred_at": payload.occurred_at, "recorded_at": now, "source": source,
+         "status_after": payload.status or 0, "details": payload.details(),
+         "fingerprint": fingerprint, "response": response},
+        new_envelope(payload, source=deps.source, event_id=event_id, time=now),
     )
-    OUTBOX.add(session, CASES_TOPIC, [new_envelope(payload, source=deps.source,
-                                                   event_id=event_id, time=deps.clock())])
 
 
 # --- read ----------------------------------------------------------------------------------
@@ -641,7 +682,7 @@ def get_public_case(*, session: Session, case_code: str) -> CasePublic:
     return CasePublic(**_public_fields(case))
 
 
-def _public_fields(case: Case) -> dict[str, Any]:
+def _public_fields(case: CaseLike) -> dict[str, Any]:
     return {
         "case_code": case.case_code,
         "status": case.status,

@@ -8,7 +8,8 @@ if TYPE_CHECKING:
     from intake.app import IntakeComponent
 
 
-def get_intake(request: Request) -> "IntakeComponent":
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+async def get_intake(request: Request) -> "IntakeComponent":
     return request.app.state.components["intake"]
 
 

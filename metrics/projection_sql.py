@@ -17,6 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from metrics.models import Counter, ProjectedCase
+from services.db import pg_text_array
 
 if TYPE_CHECKING:
     from metrics.projection import CaseFacts
@@ -62,7 +63,8 @@ def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]"
     rows: list[tuple[Any, ...]] = []
     with closing(raw.cursor()) as cur:
         if pg:
-            cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code = ANY(%s)", (list(codes),))
+            array, param = pg_text_array(list(codes))
+            cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code = ANY({array})", (param,))
             rows = cur.fetchall()
         else:
             for i in range(0, len(codes), 500):

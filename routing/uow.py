@@ -8,7 +8,8 @@ if TYPE_CHECKING:
     from routing.app import RoutingComponent
 
 
-def get_routing(request: Request) -> "RoutingComponent":
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+async def get_routing(request: Request) -> "RoutingComponent":
     return request.app.state.components["routing"]
 
 

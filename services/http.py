@@ -74,7 +74,10 @@ class RequestTimeout:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, watched), self.seconds)
+            # asyncio.timeout, not wait_for: wait_for runs the request in a task of its own,
+            # one more task per request for the event loop to schedule.
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, watched)
         except TimeoutError:
             if started:
                 raise

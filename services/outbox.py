@@ -55,6 +55,12 @@ class Outbox:
         )
 
     def add(self, session: Session, topic: str, envelopes: Sequence[Envelope]) -> None:
+        rows = self.rows(topic, envelopes)
+        if rows:
+            session.execute(insert(self.table), rows)
+
+    def rows(self, topic: str, envelopes: Sequence[Envelope]) -> list[dict[str, Any]]:
+        """The outbox rows for `envelopes`, for a caller that writes them its own way."""
         now = datetime.now(UTC)
         rows = []
         for env in envelopes:
@@ -68,8 +74,7 @@ class Outbox:
                     "created_at": now,
                 }
             )
-        if rows:
-            session.execute(insert(self.table), rows)
+        return rows
 
     def backlog(self, engine: Engine) -> int:
         with engine.connect() as conn:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from services.bus.base import TopicPartition
-from services.db import UTCDateTime
+from services.db import UTCDateTime, pg_text_array
 
 
 def upsert(session: Session, table: Table, rows: Sequence[dict[str, object]], *,
@@ -89,10 +89,11 @@ class Tracking:
             if conn.dialect.name == "postgresql":
                 # One statement: an id another transaction is inserting waits for it, then
                 # counts as seen, so two consumers never both claim it.
+                array, param = pg_text_array(ids)
                 cur.execute(
-                    f"INSERT INTO {table} (event_id, processed_at) SELECT unnest(%s::text[]), %s "
+                    f"INSERT INTO {table} (event_id, processed_at) SELECT unnest({array}), %s "
                     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                    (ids, now),
+                    (param, now),
                 )
                 return {r[0] for r in cur.fetchall()}
             # SQLite: writers are serialised (BEGIN IMMEDIATE), so look, then insert.

@@ -1,21 +1,14 @@
 """Cases: receive, record events (one or a batch), read back, public look-up."""
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from contracts.types import CaseCode
 from intake import service
-from intake.access import (
-    actor,
-    agency_tree,
-    case_agencies,
-    needs_check,
-    require_agency,
-    require_case,
-)
+from intake.access import actor, needs_check, require_case
 from intake.audit import Note
 from intake.schemas import (
     BatchEventCreate,
@@ -30,9 +23,13 @@ from intake.schemas import (
     SubmissionReceipt,
 )
 from intake.uow import IntakeDep
+from intake.writer import Item
 from services.errors import Forbidden, MotcuaError, ValidationFailed
+from services.security import Principal
 from services.security.policy import CaseReaderDep, CounterDep, public, security_of
-from services.security.scopes import check_agencies
+
+if TYPE_CHECKING:
+    from intake.app import IntakeComponent
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 IdempotencyKey = Annotated[
@@ -44,6 +41,22 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _scope(principal: Principal) -> Principal | None:
+    """The principal whose agency scope the writer checks, or None for unscoped clients."""
+    return principal if needs_check(principal) else None
+
+
+async def _write(intake: "IntakeComponent", request: Request, response: Response,
+                 item: Item) -> dict[str, Any]:
+    try:
+        body, created = await intake.submit_one(item)
+    except Forbidden:
+        security_of(request).refuse(403, "scope")
+        raise
+    response.status_code = 201 if created else 200
+    return body
+
+
 @router.post("/cases", status_code=201, response_model=CaseReceipt, responses=PROBLEMS,
              summary="Receive a case (tiếp nhận hồ sơ)")
 async def receive_case(
@@ -51,12 +64,8 @@ async def receive_case(
     request: Request, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     note = Note(actor(request, principal), "case.received", case_code=data.case_code)
-    await require_agency(intake, request, principal, data.agency_code, note)
-    body, created = await intake.write(
-        service.receive_case, data=data, idempotency_key=idempotency_key, audit=note
-    )
-    response.status_code = 201 if created else 200
-    return body
+    return await _write(intake, request, response, Item(service.receive, {
+        "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/submissions", status_code=201, response_model=SubmissionReceipt,
@@ -67,12 +76,8 @@ async def submit_case(
 ) -> dict[str, Any]:
     """The counter then records `received` (sets the due date) or `refused` on the case."""
     note = Note(actor(request, principal), "case.submitted", case_code=data.case_code)
-    await require_agency(intake, request, principal, data.agency_code, note)
-    body, created = await intake.write(
-        service.submit_case, data=data, idempotency_key=idempotency_key, audit=note
-    )
-    response.status_code = 201 if created else 200
-    return body
+    return await _write(intake, request, response, Item(service.submit, {
+        "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/cases/{case_code}/events", status_code=201, response_model=EventResult,
@@ -82,75 +87,55 @@ async def record_event(
     principal: CounterDep, request: Request, idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     note = Note(actor(request, principal), f"case.{data.type}", case_code=case_code)
-    await require_case(intake, request, principal, case_code, note)
-    body, created = await intake.write(
-        service.record_event, case_code=case_code, data=data, idempotency_key=idempotency_key,
-        audit=note,
-    )
-    response.status_code = 201 if created else 200
-    return body
+    return await _write(intake, request, response, Item(service.record, {
+        "case_code": case_code, "data": data, "idempotency_key": idempotency_key,
+        "scope": _scope(principal)}, note))
 
 
 @router.post("/events:batch", summary="Record up to 1,000 events, answered per item",
              responses=PROBLEMS)
 async def record_batch(batch: BatchRequest, intake: IntakeDep, principal: CounterDep,
-                       request: Request) -> JSONResponse:
+                       request: Request) -> Response:
+    """Every valid item is written by the group writer with the requests in flight beside it;
+    each is answered on its own (201, 200 for a retry, or a problem), in order."""
     if len(batch.events) > intake.settings.batch_max_items:
         raise ValidationFailed(
             f"a batch holds at most {intake.settings.batch_max_items} events",
             errors=[{"field": "events", "rule": "max_items",
                      "message": f"at most {intake.settings.batch_max_items} events"}],
         )
-    scope = await _BatchScope.load(intake, principal, batch.events)
-    results: list[dict[str, Any]] = []
+    who = actor(request, principal)
+    scope = _scope(principal)
+    results: list[dict[str, Any] | None] = []
+    items: list[tuple[int, Item]] = []
     for index, raw in enumerate(batch.events):
-        results.append(await _batch_item(intake, request, principal, scope, index, raw))
-    return JSONResponse({"results": results}, status_code=207 if _mixed(results) else 200)
-
-
-class _BatchScope:
-    """The agencies of a batch's cases, read once for the whole batch."""
-
-    def __init__(self, tree: Any, agencies: dict[str, str]) -> None:
-        self.tree = tree
-        self.agencies = agencies
-
-    @classmethod
-    async def load(cls, intake: Any, principal: Any, raws: list[dict[str, Any]]) -> "_BatchScope":
-        if not needs_check(principal):
-            return cls(None, {})
-        codes = [r["case_code"] for r in raws if isinstance(r.get("case_code"), str)]
-        return cls(await agency_tree(intake), await case_agencies(intake, codes))
-
-    def check(self, principal: Any, case_code: str) -> None:
-        agency = self.agencies.get(case_code)
-        if self.tree is not None and agency is not None:
-            check_agencies(principal, self.tree, [agency])
-
-
-async def _batch_item(intake: Any, request: Request, principal: Any, scope: _BatchScope,
-                      index: int, raw: dict[str, Any]) -> dict[str, Any]:
-    try:
-        item = BatchEventCreate.model_validate(raw)
-    except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "rule": e["type"],
-                   "message": e["msg"]} for e in exc.errors()]
-        return {"index": index, "status": 422, "errors": errors}
-    data = EventCreate.model_validate(item.model_dump(exclude={"case_code"}))
-    note = Note(actor(request, principal), f"case.{data.type}", case_code=item.case_code)
-    try:
         try:
-            scope.check(principal, item.case_code)
-        except Forbidden as exc:
-            security_of(request).refuse(403, "scope")
-            await intake.audit(note, status=403, detail=exc.code)
-            raise
-        body, created = await intake.write(service.record_event, case_code=item.case_code,
-                                           data=data, audit=note)
-    except MotcuaError as exc:
-        return {"index": index, "status": exc.status, "code": exc.code, "detail": exc.detail,
-                "errors": exc.errors, **exc.extra}
-    return {"index": index, "status": 201 if created else 200, "result": body}
+            parsed = BatchEventCreate.model_validate(raw)
+        except ValidationError as exc:
+            errors = [{"field": ".".join(str(p) for p in e["loc"]), "rule": e["type"],
+                       "message": e["msg"]} for e in exc.errors()]
+            results.append({"index": index, "status": 422, "errors": errors})
+            continue
+        data = EventCreate.model_validate(parsed.model_dump(exclude={"case_code"}))
+        note = Note(who, f"case.{data.type}", case_code=parsed.case_code)
+        items.append((index, Item(service.record, {"case_code": parsed.case_code, "data": data,
+                                                   "scope": scope}, note)))
+        results.append(None)
+    outcomes = await intake.submit([item for _, item in items]) if items else []
+    for (index, _item), outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, MotcuaError):
+            if isinstance(outcome, Forbidden):
+                security_of(request).refuse(403, "scope")
+            results[index] = {"index": index, "status": outcome.status, "code": outcome.code,
+                              "detail": outcome.detail, "errors": outcome.errors,
+                              **outcome.extra}
+        else:
+            body, created = outcome
+            results[index] = {"index": index, "status": 201 if created else 200,
+                              "result": body}
+    answered = [r for r in results if r is not None]
+    return Response(orjson.dumps({"results": answered}), media_type="application/json",
+                    status_code=207 if _mixed(answered) else 200)
 
 
 def _mixed(results: list[dict[str, Any]]) -> bool:

@@ -19,7 +19,8 @@ CSV = "text/csv"
 JSON = "application/json"
 
 
-def get_metrics(request: Request) -> "MetricsComponent":
+# async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+async def get_metrics(request: Request) -> "MetricsComponent":
     return request.app.state.components["metrics"]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from metrics.rebuild import RebuildError, RebuildReport, rebuild
 from metrics.settings import MetricsSettings
 from motcua.console import Progress
+from services.runtime import tune_gc
 
 
 def register(sub: Any) -> None:
@@ -40,6 +41,7 @@ def _dispatch(run_service: Any) -> Any:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
+    tune_gc()
     settings = MetricsSettings()
     bar: Progress | None = None
 

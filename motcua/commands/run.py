@@ -8,6 +8,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from services.runtime import tune_gc
+
 
 def register(sub: Any) -> None:
     up = sub.add_parser("up", help="run intake, routing and metrics in one process")
@@ -27,6 +29,7 @@ def register(sub: Any) -> None:
 def serve(app: FastAPI, host: str, port: int, banner: str | None = None) -> None:
     if banner:
         print(banner, flush=True)
+    tune_gc()
     # uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown: loops finish their batch.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=20)

@@ -1,0 +1,60 @@
+"""A case as intake's domain functions read and change it: one row of intake_cases.
+
+A plain object rather than the mapped class: a batch loads, changes and writes back hundreds of
+cases in one transaction, and building mapped instances cost more than all the rest of the work
+(profiled: ~0.3 ms a case)."""
+
+import copy
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from typing import Any
+
+
+@dataclass(slots=True, kw_only=True)
+class CaseState:
+    case_code: str
+    agency_code: str
+    province_code: str
+    district_code: str | None = None
+    procedure_code: str
+    procedure_name: str
+    field_code: str
+    channel: str | None = None
+    online_level: str | None = None
+    return_by_post: bool = False
+    status: int
+    submitted_at: datetime | None = None
+    received_at: datetime | None = None
+    receipt_date: date | None = None
+    processing_days: int
+    fee_vnd: int = 0
+    due_date: date | None = None
+    citizen_due_date: date | None = None
+    amount_requested: int = 0
+    amount_paid: int = 0
+    supplement_requests: int = 0
+    paused_on: date | None = None
+    pauses: list[list[str]] = field(default_factory=list)
+    resolved_at: datetime | None = None
+    on_time: bool | None = None
+    result_digitised: bool = False
+    rated: bool = False
+    overdue_notified_for: date | None = None
+    event_count: int = 0
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> "CaseState":
+        return cls(**{name: row[name] for name in COLUMNS})
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def copy(self) -> "CaseState":
+        # pauses is the only mutable value; a refused event must leave the original as it was.
+        clone = copy.copy(self)
+        clone.pauses = [list(p) for p in self.pauses]
+        return clone
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CaseState))

@@ -1,0 +1,188 @@
+"""Group commit: the requests that arrive while one transaction is being written all go into
+the next one.
+
+A request is answered only once the transaction holding its rows has committed, so nothing is
+acknowledged that a crash could lose; but the cost of a transaction (the commit's flush to
+disk, the catalogue check, a statement per table) is paid once per batch instead of once per
+request. Under light load a batch holds one item and the latency is one transaction's; under
+heavy load batches grow, which is what keeps the latency bounded.
+
+Each item is checked in full before it appends anything (intake.service), so a refused item
+leaves no trace and the others commit. If the commit itself fails on a unique key (another
+intake process took the same event id or case code at the same instant), the batch is rolled
+back and its items are written one per transaction, where the loser sees the winner's row and
+answers as a retry.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from intake import audit, service
+from intake.audit import Note
+from intake.batch import Batch
+from intake.service import IntakeDeps, NeedsCode, Result
+from services.db import transaction
+from services.errors import Forbidden, MotcuaError, Unavailable
+
+log = logging.getLogger(__name__)
+# Through SQLAlchemy, or straight from psycopg where the batch COPYs (intake.batch).
+DATABASE_ERRORS = (IntegrityError, OperationalError, psycopg.IntegrityError,
+                   psycopg.OperationalError)
+Outcome = Result | MotcuaError
+
+
+@dataclass(frozen=True)
+class Item:
+    """One write: a domain function (service.receive, submit or record) and its arguments,
+    with the audit note to record once its outcome is known."""
+
+    fn: Callable[..., Result | NeedsCode]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    note: Note | None = None
+
+    def locks(self) -> str | None:
+        data = self.kwargs.get("data")
+        return self.kwargs.get("case_code") or getattr(data, "case_code", None)
+
+    def event_id(self) -> str | None:
+        data = self.kwargs.get("data")
+        given = getattr(data, "event_id", None)
+        return str(given) if given else self.kwargs.get("idempotency_key")
+
+
+def write_batch(engine: Engine, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
+    """Items in one transaction. If it clashes with another process's (a unique key taken at
+    the same instant, or a deadlock between their row locks), each item is tried again in a
+    transaction of its own, where it sees the other's rows (up to 3 tries)."""
+    try:
+        return _transaction(engine, deps, items)
+    except DATABASE_ERRORS as exc:
+        if not _clash(exc):
+            return [_unavailable(exc)] * len(items)
+    return [_alone(engine, deps, item) for item in items]
+
+
+def _transaction(engine: Engine, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
+    with transaction(engine) as session:
+        return _apply(Batch(session.connection()), deps, items)
+
+
+def _alone(engine: Engine, deps: IntakeDeps, item: Item) -> Outcome:
+    for attempt in range(3):
+        try:
+            return _transaction(engine, deps, [item])[0]
+        except DATABASE_ERRORS as exc:
+            if not _clash(exc):
+                return _unavailable(exc)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _clash(exc: Exception) -> bool:
+    # deadlock_detected, serialization_failure: PostgreSQL chose this transaction to undo.
+    if isinstance(exc, IntegrityError | psycopg.IntegrityError):
+        return True
+    error = exc.orig if isinstance(exc, OperationalError) else exc
+    return getattr(error, "sqlstate", None) in ("40P01", "40001")
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"database unavailable: {type(exc).__name__}")
+
+
+def _apply(batch: Batch, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
+    batch.prefetch([c for i in items if (c := i.locks())],
+                   [e for i in items if (e := i.event_id())])
+    staged: list[Result | NeedsCode | MotcuaError] = []
+    for item in items:
+        try:
+            staged.append(item.fn(batch, deps=deps, **item.kwargs))
+        except MotcuaError as exc:
+            staged.append(exc)
+    outcomes = service.settle(batch, staged)
+    now = deps.clock()
+    for item, outcome in zip(items, outcomes, strict=True):
+        if item.note is None:
+            continue
+        if isinstance(outcome, MotcuaError):
+            detail = outcome.detail if isinstance(outcome, Forbidden) else outcome.code
+            batch.audits.append(audit.row(item.note, status=outcome.status, at=now,
+                                          detail=detail))
+        else:
+            body, created = outcome
+            batch.audits.append(audit.row(item.note, status=201 if created else 200, at=now,
+                                          case_code=body.get("case_code")))
+    batch.write()
+    return outcomes
+
+
+class GroupWriter:
+    def __init__(self, engine: Engine, deps: IntakeDeps, *, max_items: int = 1000,
+                 on_written: Callable[[list[Item], list[Outcome]], None] | None = None) -> None:
+        self.engine = engine
+        self.deps = deps
+        self.max_items = max_items
+        self.on_written = on_written
+        self._queue: list[tuple[Item, asyncio.Future[Outcome]]] = []
+        self._wake = asyncio.Event()
+        self._stopped = False
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, items: list[Item]) -> list[Outcome]:
+        """The outcome of each item, once its transaction committed (or failed)."""
+        if self._stopped:
+            raise Unavailable("intake is stopping and no longer accepts writes")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self._queue.extend(zip(items, futures, strict=True))
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                if not self._queue:
+                    if stop.is_set():
+                        break
+                    self._wake.clear()
+                    woken = asyncio.create_task(self._wake.wait())
+                    await asyncio.wait({woken, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    woken.cancel()
+                    continue
+                taken = self._queue[: self.max_items]
+                del self._queue[: len(taken)]
+                await self._write(taken)
+        finally:
+            self._stopped = True
+            stopping.cancel()
+            for _item, future in self._queue:
+                future.set_exception(Unavailable("intake stopped before writing this request"))
+            self._queue.clear()
+
+    async def _write(self, taken: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
+        items = [item for item, _ in taken]
+        try:
+            outcomes = await asyncio.to_thread(write_batch, self.engine, self.deps, items)
+        except Exception as exc:
+            log.exception("writing a batch of %d items failed", len(items))
+            for _, future in taken:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batches += 1
+        self.items += len(items)
+        for (_, future), outcome in zip(taken, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        if self.on_written is not None:
+            self.on_written(items, outcomes)

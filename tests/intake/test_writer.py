@@ -1,0 +1,239 @@
+"""The group writer: many requests' items in one transaction, each answered on its own, on
+SQLite and PostgreSQL. A refused item leaves nothing behind and takes no case number; a
+unique-key clash at commit falls back to one item per transaction; concurrent requests share
+transactions."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from contracts import CASES_TOPIC
+from intake import service
+from intake.app import MIGRATIONS
+from intake.audit import Actor, Note
+from intake.catalogue import seed_catalogue
+from intake.models import OUTBOX, AuditEntry, Case, CaseEventRecord
+from intake.pii import PiiCipher
+from intake.schemas import CaseCreate, EventCreate
+from intake.service import IntakeDeps
+from intake.writer import GroupWriter, Item, write_batch
+from registry.calendar import WorkingCalendar, default_calendar_dir
+from registry.catalogue import Catalogue
+from services.db import make_engine, transaction
+from services.errors import Conflict, MotcuaError, NotFound, Unavailable, ValidationFailed
+from services.migrations import upgrade
+from tests.intake.domain import Clock
+
+NOW = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội, a Tuesday
+CENTRE = "000.00.20.H56"
+ACTOR = Actor(client_id="counter-1", kind="counter", request_id="r-1", client_ip="10.0.0.1")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("make_pg_database")()
+    else:
+        url = f"sqlite:///{tmp_path / 'intake.db'}"
+    engine = make_engine(url)
+    upgrade(engine, service="intake", script_location=MIGRATIONS)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def deps(engine: Engine) -> IntakeDeps:
+    deps = IntakeDeps(calendar=WorkingCalendar.load(default_calendar_dir()), clock=Clock(NOW),
+                      pii=PiiCipher([("test", b"k" * 32)]))
+    with transaction(engine) as session:
+        seed_catalogue(session=session, deps=deps, source=Catalogue.load())
+    return deps
+
+
+def receive(note: bool = True, **body: Any) -> Item:
+    data = CaseCreate.model_validate({"agency_code": CENTRE, "procedure_code": "2.000488",
+                                      "channel": "counter", **body})
+    return Item(service.receive, {"data": data},
+                Note(ACTOR, "case.received", case_code=data.case_code) if note else None)
+
+
+def record(case_code: str, **body: Any) -> Item:
+    return Item(service.record, {"case_code": case_code,
+                                 "data": EventCreate.model_validate(body)},
+                Note(ACTOR, f"case.{body['type']}", case_code=case_code))
+
+
+def count(engine: Engine, table: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def published(engine: Engine) -> int:
+    """Case events waiting in the outbox (the catalogue's own events are there too)."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(OUTBOX.table)
+                                .where(OUTBOX.table.c.topic == CASES_TOPIC)).scalar_one())
+
+
+def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
+    engine: Engine, deps: IntakeDeps
+) -> None:
+    reused = str(uuid.uuid4())
+    first = write_batch(engine, deps, [receive(event_id=reused)])
+    assert not isinstance(first[0], MotcuaError)
+    code = first[0][0]["case_code"]
+    assert code == "000.00.20.H56-260303-0001"
+
+    items = [
+        receive(),                                            # 0: new case
+        receive(procedure_code="9.999999"),                   # 1: not in the catalogue
+        receive(event_id=reused),                             # 2: retry: same answer
+        receive(event_id=reused, return_by_post=True),        # 3: same id, other body
+        record(code, type="transferred", from_office=CENTRE,  # 4: applies
+               to_office="000.00.03.H56", method="electronic"),
+        record(code, type="rated", rating="satisfied"),       # 5: not while in processing
+        record("000.00.20.H56-260303-0999", type="resolved"),  # 6: no such case
+        receive(),                                            # 7: new case
+    ]
+    out = write_batch(engine, deps, items)
+
+    assert [o[1] if isinstance(o, tuple) else type(o) for o in out] == [
+        True, ValidationFailed, False, Conflict, True, Conflict, NotFound, True]
+    # The refused receipt took no number: the two new cases are 0002 and 0003.
+    assert out[0][0]["case_code"] == "000.00.20.H56-260303-0002"  # type: ignore[index]
+    assert out[7][0]["case_code"] == "000.00.20.H56-260303-0003"  # type: ignore[index]
+    assert out[2] == (first[0][0], False)
+    assert isinstance(out[1], ValidationFailed)
+    assert out[1].errors[0]["field"] == "procedure_code"
+    assert out[4][0]["status"] == 4  # type: ignore[index]
+    assert isinstance(out[5], Conflict) and out[5].extra["current_status"] == 4
+
+    assert count(engine, Case.__table__) == 3  # type: ignore[attr-defined]
+    assert count(engine, CaseEventRecord.__table__) == 4  # type: ignore[attr-defined]
+    assert published(engine) == 4
+    with engine.connect() as conn:
+        audited = conn.execute(select(AuditEntry.status).order_by(AuditEntry.id)).scalars()
+        # One row per audited item, refusals included, in the batch's transaction.
+        assert list(audited) == [201, 201, 422, 200, 409, 201, 409, 404, 201]
+        status = conn.execute(select(Case.status).where(Case.case_code == code)).scalar_one()
+        assert status == 4
+
+
+def test_two_events_on_one_case_in_one_batch_apply_in_order(
+    engine: Engine, deps: IntakeDeps
+) -> None:
+    [(slip, _)] = write_batch(engine, deps, [receive()])  # type: ignore[misc]
+    code = slip["case_code"]
+    out = write_batch(engine, deps, [
+        record(code, type="supplement_requested", reason="Thiếu giấy tờ"),
+        record(code, type="supplement_received"),
+        record(code, type="resolved", result_digitised=True),
+    ])
+    assert [o[0]["status"] for o in out] == [5, 4, 9]  # type: ignore[index]
+    with engine.connect() as conn:
+        seqs = conn.execute(select(CaseEventRecord.seq, CaseEventRecord.type)
+                            .where(CaseEventRecord.case_code == code)
+                            .order_by(CaseEventRecord.seq)).all()
+        row = conn.execute(select(Case.event_count, Case.pauses, Case.status)
+                           .where(Case.case_code == code)).one()
+    assert [t for _, t in seqs] == ["received", "supplement_requested", "supplement_received",
+                                    "resolved"]
+    assert [s for s, _ in seqs] == [1, 2, 3, 4]
+    assert row.event_count == 4 and row.status == 9
+    assert row.pauses == [["2026-03-03", "2026-03-03"]]
+
+
+def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
+    engine: Engine, deps: IntakeDeps
+) -> None:
+    # Both items wait for a case number until the batch hands them out, so neither sees the
+    # other's event id: the INSERT clashes, and item by item the second becomes the retry.
+    event_id = str(uuid.uuid4())
+    out = write_batch(engine, deps, [receive(event_id=event_id), receive(event_id=event_id)])
+    assert out[0][1] is True and out[1][1] is False  # type: ignore[index]
+    assert out[0][0] == out[1][0]  # type: ignore[index]
+    assert count(engine, Case.__table__) == 1  # type: ignore[attr-defined]
+    assert published(engine) == 1
+    with engine.connect() as conn:
+        last = conn.execute(text("SELECT last FROM intake_case_sequences")).scalar_one()
+    assert last == 1  # the rolled-back batch gave its numbers back
+
+
+def test_concurrent_requests_share_a_transaction_and_get_consecutive_codes(
+    engine: Engine, deps: IntakeDeps
+) -> None:
+    written: list[int] = []
+
+    async def main() -> list[Any]:
+        writer = GroupWriter(engine, deps,
+                             on_written=lambda items, _outcomes: written.append(len(items)))
+        stop = asyncio.Event()
+        # Submitted before the writer runs, as requests arriving during a transaction are.
+        requests = [asyncio.create_task(writer.submit([receive()])) for _ in range(40)]
+        await asyncio.sleep(0)
+        running = asyncio.create_task(writer.run(stop))
+        answers = await asyncio.gather(*requests)
+        stop.set()
+        await running
+        with pytest.raises(Unavailable):
+            await writer.submit([receive()])
+        return answers
+
+    answers = asyncio.run(main())
+    assert written == [40]
+    codes = [a[0][0]["case_code"] for a in answers]
+    assert codes == [f"000.00.20.H56-260303-{n:04d}" for n in range(1, 41)]
+    assert published(engine) == 40
+
+
+def test_the_writer_keeps_answering_after_a_failed_transaction(
+    engine: Engine, deps: IntakeDeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fail_once(engine: Engine, deps: IntakeDeps, items: list[Item]) -> Any:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise RuntimeError("disk on fire")
+        return write_batch(engine, deps, items)
+
+    monkeypatch.setattr("intake.writer.write_batch", fail_once)
+
+    async def main() -> tuple[BaseException | None, Any]:
+        writer = GroupWriter(engine, deps)
+        stop = asyncio.Event()
+        running = asyncio.create_task(writer.run(stop))
+        try:
+            await writer.submit([receive()])
+            failed = None
+        except RuntimeError as exc:
+            failed = exc
+        second = await writer.submit([receive()])
+        stop.set()
+        await running
+        return failed, second
+
+    failed, second = asyncio.run(main())
+    assert isinstance(failed, RuntimeError)
+    assert second[0][1] is True
+    assert second[0][0]["case_code"] == "000.00.20.H56-260303-0001"
+
+
+def test_run_one_raises_the_refusal_and_writes_nothing(engine: Engine, deps: IntakeDeps) -> None:
+    data = CaseCreate.model_validate({"agency_code": CENTRE, "procedure_code": "2.000488",
+                                      "channel": "online"})
+    with pytest.raises(ValidationFailed) as caught, transaction(engine) as session:
+        service.receive_case(session=session, deps=deps, data=data)
+    assert caught.value.errors[0] == {
+        "field": "online_level", "rule": "required_if_online",
+        "message": "online_level (partial | full) is required when channel is online"}
+    assert count(engine, Case.__table__) == 0  # type: ignore[attr-defined]
+    assert published(engine) == 0
+
+
