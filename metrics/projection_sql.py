@@ -64,7 +64,8 @@ def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]"
     with closing(raw.cursor()) as cur:
         if pg:
             array, param = pg_text_array(list(codes))
-            cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code = ANY({array})", (param,))
+            cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code = ANY({array})", (param,),
+                        prepare=False)
             rows = cur.fetchall()
         else:
             for i in range(0, len(codes), 500):

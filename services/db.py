@@ -89,7 +89,11 @@ _SEP = "\x1f"
 def pg_text_array(values: list[str]) -> tuple[str, Any]:
     """SQL for a text[] of `values` and its parameter. psycopg dumps a list parameter element
     by element in Python; one joined string split by PostgreSQL costs a fraction of that
-    (docs/benchmarks.md). Falls back to the list if a value holds the separator."""
+    (docs/benchmarks.md). Falls back to the list if a value holds the separator.
+
+    Execute a lookup with it `prepare=False`: a prepared statement's generic plan cannot tell
+    how many values the string holds and scans the whole table (measured: a lookup of 64 codes
+    in 5,000 cases went from 0.1 to 4 ms once psycopg had prepared it)."""
     joined = _SEP.join(values)
     if joined.count(_SEP) == len(values) - 1:
         return "string_to_array(%s, E'\\x1f')", joined
