@@ -3,7 +3,7 @@
 import gc
 
 # Collections of the youngest generation every 50,000 net allocations instead of 700.
-GEN0_THRESHOLD = 50_000
+GEN0_THRESHOLD = 10_000
 
 
 def tune_gc() -> None:
@@ -18,4 +18,4 @@ def tune_gc() -> None:
     must not freeze each one's garbage for good.
     """
     gc.freeze()
-    gc.set_threshold(GEN0_THRESHOLD, 50, 100)
+    gc.set_threshold(GEN0_THRESHOLD, 10, 10)
