@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from contracts import Envelope
 from intake import service
+from intake.batch import Batch
 from intake.schemas import EventCreate
 from services.errors import MotcuaError
 
@@ -17,6 +18,11 @@ def make_routing_handler(
     deps: service.IntakeDeps, on_rejected: Callable[[str], None]
 ) -> Callable[[Session, list[Envelope]], None]:
     def handle(session: Session, events: list[Envelope]) -> None:
+        # The consumer's whole batch as one intake batch: the cases locked and the earlier
+        # answers read once, the rows written together. A fact the case no longer allows is
+        # refused before it adds anything (intake.batch), so it cannot undo the others.
+        batch = Batch(session.connection())
+        batch.prefetch([env.subject for env in events], [env.id for env in events])
         for env in events:
             # An overdue notice names the due date it is for; intake checks against the case's
             # own due date instead (the notice may be stale after a supplement extended it).
@@ -25,16 +31,12 @@ def make_routing_handler(
                 {"event_id": env.id, "type": env.data.NAME,
                  "occurred_at": env.data.occurred_at, **details}
             )
-            # A savepoint per fact: one the case no longer allows must not undo the others.
-            nested = session.begin_nested()
             try:
-                service.record_event(session=session, deps=deps, case_code=env.subject,
-                                     data=data, source=env.source)
-                nested.commit()
+                service.record(batch, deps, env.subject, data, source=env.source)
             except MotcuaError as exc:
-                nested.rollback()
                 on_rejected(env.data.NAME)
                 log.warning("not recording %s %s from %s on %s: %s", env.data.NAME, env.id,
                             env.source, env.subject, exc.detail)
+        batch.write()
 
     return handle

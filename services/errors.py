@@ -91,6 +91,11 @@ class Unavailable(MotcuaError):
     title = "Service unavailable"
     retriable = True
 
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        # A database restart or a stopping process: worth trying again in a moment.
+        kwargs.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kwargs)
+
 
 def problem(
     status: int, title: str, detail: str, *, code: str, instance: str | None = None,

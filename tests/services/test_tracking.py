@@ -1,0 +1,34 @@
+"""Processed-event claims on PostgreSQL: the batch's ids travel as one joined string, and an id
+holding the separator still works (it falls back to an array parameter)."""
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from services.db import make_engine, pg_text_array, transaction
+from services.tracking import Tracking
+
+TRACKING = Tracking("trackingtest")
+
+
+def test_the_joined_form_is_used_unless_a_value_holds_the_separator() -> None:
+    assert pg_text_array(["a", "b-1"]) == ("string_to_array(%s, E'\\x1f')", "a\x1fb-1")
+    assert pg_text_array(["a", "b\x1fc"]) == ("%s::text[]", ["a", "b\x1fc"])
+
+
+def _engine(url: str) -> Engine:
+    engine = make_engine(url)
+    TRACKING.processed.create(engine)
+    return engine
+
+
+def test_claims_on_postgres_count_each_id_once(make_pg_database: Callable[[], str]) -> None:
+    engine = _engine(make_pg_database())
+    ids = [f"id-{n}" for n in range(2000)] + ["odd\x1fone", "id-7"]
+    with transaction(engine) as session:
+        first = TRACKING.claim_new(session, ids)
+    assert first == set(ids)
+    with transaction(engine) as session:
+        again = TRACKING.claim_new(session, ["id-1", "odd\x1fone", "new-1", "new-1"])
+    assert again == {"new-1"}
+    engine.dispose()
