@@ -18,15 +18,22 @@ def make_case_handler(
             sent = service.apply_catalogue(session=session, deps=deps, events=versions)
             if sent:
                 on_routed(sent)
-        for env in events:
-            data = env.data
-            if isinstance(data, CaseReceived):
-                routed = service.plan_case(session=session, deps=deps, event=data)
-                if routed is not None:
-                    on_routed(routed.hops_sent)
-            elif isinstance(data, CaseEvent):
-                due = data.due_date if isinstance(data, SupplementReceived) else None
-                service.follow_case(session=session, event_id=env.id, event_name=data.NAME,
-                                    case_code=data.case_code, status=data.status, due_date=due)
+        batch = service.Batch(session, deps, {e.data.case_code for e in events
+                                              if isinstance(e.data, CaseEvent)})
+        # Nothing is flushed until the batch ends: its cases are in `batch.cases`, not looked
+        # up row by row (one SELECT and a flush per event before).
+        with session.no_autoflush:
+            for env in events:
+                data = env.data
+                if isinstance(data, CaseReceived):
+                    routed = service.plan_case(batch=batch, event=data)
+                    if routed is not None:
+                        on_routed(routed.hops_sent)
+                elif isinstance(data, CaseEvent):
+                    due = data.due_date if isinstance(data, SupplementReceived) else None
+                    service.follow_case(batch=batch, event_id=env.id, event_name=data.NAME,
+                                        case_code=data.case_code, status=data.status,
+                                        due_date=due)
+        batch.write()
 
     return handle

@@ -37,6 +37,7 @@ from contracts import (
     CaseOverdue,
     CaseReceived,
     CatalogueEvent,
+    Envelope,
     Transferred,
     new_envelope,
 )
@@ -76,21 +77,46 @@ def overdue_id(case_code: str, due: date) -> str:
 # --- planning --------------------------------------------------------------------------------
 
 
-def plan_case(*, session: Session, deps: RoutingDeps, event: CaseReceived) -> RoutedCase | None:
+class Batch:
+    """What one consumer batch reads once: its cases (one SELECT), the catalogue; and the
+    transfers it sends, added to the outbox together."""
+
+    def __init__(self, session: Session, deps: RoutingDeps, case_codes: set[str]) -> None:
+        self.session = session
+        self.deps = deps
+        rows = session.execute(select(RoutedCase)
+                               .where(col(RoutedCase.case_code).in_(sorted(case_codes))))
+        self.cases: dict[str, RoutedCase] = {r.case_code: r for r in rows.scalars()}
+        self.transfers: list[Envelope[Any]] = []
+        self._catalogue: Catalogue | None = None
+
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            self._catalogue = self.deps.catalogue(self.session)
+        return self._catalogue
+
+    def write(self) -> None:
+        OUTBOX.add(self.session, ROUTING_TOPIC, self.transfers)
+        self.transfers = []
+
+
+def plan_case(*, batch: Batch, event: CaseReceived) -> RoutedCase | None:
     """Record the case's handling chain and send it to its first office (unless it is there)."""
-    if session.get(RoutedCase, event.case_code) is not None:
+    if event.case_code in batch.cases:
         return None
     routed = RoutedCase(
         case_code=event.case_code, agency_code=event.agency_code,
         procedure_code=event.procedure_code, due_date=event.due_date,
         received_at=event.occurred_at, status=event.status or 2,
     )
-    session.add(routed)
-    _plan(session, deps, deps.catalogue(session), routed)
+    batch.session.add(routed)
+    batch.cases[routed.case_code] = routed
+    _plan(batch.session, batch.deps, batch.catalogue(), routed, batch.transfers)
     return routed
 
 
-def _plan(session: Session, deps: RoutingDeps, catalogue: Catalogue, routed: RoutedCase) -> None:
+def _plan(session: Session, deps: RoutingDeps, catalogue: Catalogue, routed: RoutedCase,
+          transfers: list[Envelope[Any]] | None = None) -> None:
     received_on = routed.received_at.astimezone(LOCAL_TZ).date()
     agency = catalogue.agency(routed.agency_code, on=received_on)
     procedure = catalogue.procedure(routed.procedure_code, on=received_on)
@@ -106,7 +132,8 @@ def _plan(session: Session, deps: RoutingDeps, catalogue: Catalogue, routed: Rou
     routed.chain = offices[1:] if offices[0] == routed.agency_code else offices
     session.add(routed)
     if routed.chain and offices[0] != routed.agency_code:
-        _send_hop(session, deps, routed, at=max(deps.clock(), routed.received_at))
+        _send_hop(session, deps, routed, at=max(deps.clock(), routed.received_at),
+                  transfers=transfers)
 
 
 def _offices(
@@ -121,16 +148,20 @@ def _offices(
     return codes
 
 
-def _send_hop(session: Session, deps: RoutingDeps, routed: RoutedCase, *, at: datetime) -> None:
+def _send_hop(session: Session, deps: RoutingDeps, routed: RoutedCase, *, at: datetime,
+              transfers: list[Envelope[Any]] | None = None) -> None:
+    """The next transfer, into `transfers` (written with the batch) or the outbox at once."""
     hop = routed.hops_sent
     payload = Transferred(
         case_code=routed.case_code, occurred_at=at, from_office=routed.holder(),
         to_office=routed.chain[hop], method=TransferMethod.ELECTRONIC,
     )
-    OUTBOX.add(session, ROUTING_TOPIC, [new_envelope(
-        payload, source=deps.source, event_id=transfer_id(routed.case_code, hop),
-        time=deps.clock(),
-    )])
+    envelope = new_envelope(payload, source=deps.source,
+                            event_id=transfer_id(routed.case_code, hop), time=deps.clock())
+    if transfers is not None:
+        transfers.append(envelope)
+    else:
+        OUTBOX.add(session, ROUTING_TOPIC, [envelope])
     routed.hops_sent += 1
     session.add(routed)
 
@@ -139,11 +170,11 @@ def _send_hop(session: Session, deps: RoutingDeps, routed: RoutedCase, *, at: da
 
 
 def follow_case(
-    *, session: Session, event_id: str, event_name: str, case_code: str, status: int | None,
+    *, batch: Batch, event_id: str, event_name: str, case_code: str, status: int | None,
     due_date: date | None = None,
 ) -> None:
     """Keep routing's view of a case (status, due date, transfers recorded) current."""
-    routed = session.get(RoutedCase, case_code)
+    routed = batch.cases.get(case_code)
     if routed is None:
         return
     if status is not None:
@@ -155,7 +186,7 @@ def follow_case(
         event_id == transfer_id(case_code, routed.hops_recorded)
     ):
         routed.hops_recorded += 1
-    session.add(routed)
+    batch.session.add(routed)
 
 
 def apply_catalogue(*, session: Session, deps: RoutingDeps,
