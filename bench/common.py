@@ -123,3 +123,36 @@ def save(name: str, figures: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+# What the benchmarks leave on the shared broker and PostgreSQL: topics under these prefixes
+# and databases named motcua_bench_*. Thousands of leftover partitions slow the broker and every
+# client's metadata, so a full run starts by removing them.
+BENCH_TOPIC_PREFIXES = ("bench", "rebuild", "fresh", "motcua-bench-", "prof", "rbprof")
+
+
+def clean_leftovers(kafka: str, pg_admin_url: str) -> tuple[int, int]:
+    """Drop earlier benchmark runs' topics and databases; (topics, databases) removed."""
+    import asyncio
+
+    import psycopg
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def topics() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            names = [t for t in await admin.list_topics() if t.startswith(BENCH_TOPIC_PREFIXES)]
+            for i in range(0, len(names), 100):
+                await admin.delete_topics(names[i:i + 100])
+            return len(names)
+        finally:
+            await admin.close()
+
+    removed_topics = asyncio.run(topics())
+    with psycopg.connect(pg_admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'motcua_bench_%'")]
+        for name in names:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return removed_topics, len(names)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -82,21 +83,24 @@ class RawClient:
 
 
 async def offer_load(intake: str, rate: float, seconds: float,
-                     ready: Callable[[], None]) -> tuple[int, list[float]]:
-    """Offer `rate` new cases a second; (sent, each 2xx's time since the start), so the rate
-    intake kept up with can be told from the rate offered."""
+                     ready: Callable[[], None]) -> tuple[int, list[float], dict[int, int]]:
+    """Offer `rate` new cases a second; (sent, each 2xx's time since the start, answers by
+    status), so the rate intake kept up with can be told from the rate offered."""
     client = RawClient(intake, 64, bearer("counter"))
     await client.start()
     requests = [client.request("/v1/cases", b.encode())
                 for b in realistic_bodies(province=LOAD_PROVINCE)]
     ready()
     answered: list[float] = []
+    statuses: Counter[int] = Counter()
     started = time.monotonic()
     pending: set[asyncio.Task[Any]] = set()
     i = 0
 
     async def post(request: bytes) -> None:
-        if 200 <= await client.send(request) < 300:
+        status = await client.send(request)
+        statuses[status] += 1
+        if 200 <= status < 300:
             answered.append(time.monotonic() - started)
 
     while time.monotonic() - started < seconds:
@@ -108,7 +112,7 @@ async def offer_load(intake: str, rate: float, seconds: float,
         i += 1
     await asyncio.gather(*pending, return_exceptions=True)
     await client.close()
-    return i, answered
+    return i, answered, dict(statuses)
 
 
 def _load_process(intake: str, rate: float, seconds: float, out: Any) -> None:
@@ -165,12 +169,12 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         load.start()
         assert results.get(timeout=120) == "offering"
         busy = asyncio.run(probe(url["intake"], url["metrics"], seconds))
-        sent, answered = results.get()
+        sent, answered, statuses = results.get()
         load.join()
         rss = {s: peak_rss_mb(p.pid) for s, p in procs.items()}
     q_idle, q_busy = quantiles(idle), quantiles(busy)
     return {"offered_cases_per_s": rate, "offered_events_per_s_approx": rate * 2,
-            "seconds": seconds, "cases_sent": sent,
+            "seconds": seconds, "cases_sent": sent, "answers_by_status": statuses,
             # 2xx answers within the offered window, a second: what intake kept up with.
             "cases_answered_per_s": sum(1 for t in answered if t <= seconds) / seconds,
             "idle_ms": q_idle, "loaded_ms": q_busy,
@@ -190,7 +194,8 @@ def main() -> None:
         print(f"{k:10} p50 {q['p50']:.1f} ms  p99 {q['p99']:.1f} ms  max {q['max']:.1f} ms",
               file=sys.stdout)
     print(f"offered {r['offered_cases_per_s']:.0f} cases/s (~{r['offered_events_per_s_approx']:.0f}"
-          f" events/s incl. routing), sent {r['cases_sent']}, answered "
+          f" events/s incl. routing), sent {r['cases_sent']} (answers {r['answers_by_status']}),"
+          " answered "
           f"{r['cases_answered_per_s']:.0f}/s; ratio p50 loaded/idle "
           f"{r['ratio_p50_loaded_vs_idle']:.2f}; peak RSS {r['peak_rss_mb']}")
     save(args.name, r)

@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Any
 
-from bench.common import RESULTS, ROOT, machine
+from bench.common import RESULTS, ROOT, clean_leftovers, machine
+from bench.projection import KAFKA, PG
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
@@ -47,6 +48,13 @@ def run(names: list[str]) -> dict[str, dict[str, Any]]:
         loads[name] = {"load_before": before, "load_after": os.getloadavg()[0],
                        "seconds": time.monotonic() - started, "exit": proc.returncode}
     return loads
+
+
+def _statuses(f: dict[str, Any]) -> str:
+    by = f.get("answers_by_status")
+    if not by:
+        return ""
+    return " (answers: " + ", ".join(f"{int(n):,} × {s}" for s, n in sorted(by.items())) + ")"
 
 
 def _f(x: float | None, digits: int = 0) -> str:
@@ -89,7 +97,8 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"cases/s (≈ {f['offered_events_per_s_approx']:,.0f} events/s), "
                     f"{f['probes']} probes", "p50 ≤ 200 ms, p99 ≤ 1 s at 2,000 events/s",
                     f"p50 {_f(lo['p50'])} ms, p99 {_f(lo['p99'])} ms, max {_f(lo['max'])} ms; "
-                    f"intake answered {_f(f.get('cases_answered_per_s'))} cases/s",
+                    f"intake answered {_f(f.get('cases_answered_per_s'))} cases/s within the "
+                    f"window{_statuses(f)}",
                     f"idle system p50 {_f(idle['p50'])} ms, p99 {_f(idle['p99'])} ms",
                     f"{f['ratio_p50_loaded_vs_idle']:.2f} (p50 loaded / idle)", name])
     f = r.get("freshness")
@@ -163,6 +172,8 @@ def main() -> None:
     loads: dict[str, dict[str, Any]] = (
         json.loads(loads_file.read_text()) if loads_file.exists() else {})
     if not args.table_only:
+        topics, databases = clean_leftovers(KAFKA, PG)
+        print(f"removed {topics} topics and {databases} databases of earlier runs", flush=True)
         loads.update(run(args.only))
         RESULTS.mkdir(parents=True, exist_ok=True)
         loads_file.write_text(json.dumps(loads, indent=2) + "\n")
