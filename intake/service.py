@@ -208,9 +208,13 @@ def receive(
                 receipt, source=deps.source, seq=1)
         return receipt, True
 
-    if data.case_code is not None:
-        return finish(data.case_code)
-    return NeedsCode(agency.code, received_on, finish)
+    return _coded(data.case_code, agency.code, received_on, finish)
+
+
+def _coded(supplied: str | None, agency_code: str, day: date,
+           finish: Callable[[str], Result]) -> Result | NeedsCode:
+    """Finish now with the code the counter supplied, or wait for the batch's numbering."""
+    return finish(supplied) if supplied is not None else NeedsCode(agency_code, day, finish)
 
 
 def settle(batch: Batch, staged: list[Result | NeedsCode | MotcuaError]
@@ -374,9 +378,7 @@ def submit(
                 answer, source=deps.source, seq=1)
         return answer, True
 
-    if data.case_code is not None:
-        return finish(data.case_code)
-    return NeedsCode(agency.code, submitted_on, finish)
+    return _coded(data.case_code, agency.code, submitted_on, finish)
 
 
 def submit_case(
