@@ -59,6 +59,31 @@ class _Batch:
     parked: dict[TopicPartition, int] = field(default_factory=dict)
 
 
+# Records waiting on unparked partitions while fetches return nothing for this long: the client
+# is stuck (seen once in several runs after a broker restart, aiokafka never fetching the
+# last record of a partition); the runner starts a new one from the database's positions.
+STALL_SECONDS = 20.0
+
+
+class ConsumerStalled(Exception):
+    pass
+
+
+def check_stall(lag: dict[TopicPartition, int], parked: dict[TopicPartition, int],
+                since: float | None, now: float, limit: float, group_id: str) -> float | None:
+    """After an empty fetch: since when records have been waiting (None if none wait), or
+    ConsumerStalled once that is longer than `limit`. Parked partitions wait by design."""
+    waiting = sum(n for tp, n in lag.items() if tp not in parked)
+    if waiting == 0:
+        return None
+    if since is None:
+        return now
+    if now - since > limit:
+        raise ConsumerStalled(f"{waiting} records wait on {group_id}'s partitions, none fetched "
+                              f"for {now - since:.0f}s: restarting the consumer")
+    return since
+
+
 @dataclass
 class ConsumerSpec:
     group_id: str
@@ -81,6 +106,7 @@ class ConsumerRunner:
         self._poll = poll_ms
         self._prefix = topic_prefix
         self.stats = ConsumerStats()
+        self.stall_seconds = STALL_SECONDS
 
     @property
     def group_id(self) -> str:
@@ -120,6 +146,7 @@ class ConsumerRunner:
         # from the positions in the database.
         ahead: asyncio.Task[_Batch | None] | None = None
         lag_at = 0.0
+        waiting_since: float | None = None
         try:
             while not stop.is_set():
                 if ahead is not None:
@@ -141,6 +168,9 @@ class ConsumerRunner:
                 if time.monotonic() - lag_at >= 1.0 or batch is None:
                     self.stats.lag = await consumer.lag()
                     lag_at = time.monotonic()
+                waiting_since = None if batch is not None else check_stall(
+                    self.stats.lag, self.stats.parked, waiting_since, time.monotonic(),
+                    self.stall_seconds, self.group_id)
                 # A partition reassigned elsewhere is parked (or not) at its new owner.
                 owned = consumer.assignment()
                 self.stats.parked = {tp: o for tp, o in self.stats.parked.items() if tp in owned}

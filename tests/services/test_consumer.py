@@ -20,7 +20,7 @@ from contracts.types import TransferMethod
 from services.bus.base import Bus, Record, TopicPartition
 from services.bus.embedded import EmbeddedBus
 from services.bus.kafka import KafkaBus
-from services.consumer import ConsumerRunner, ConsumerSpec
+from services.consumer import ConsumerRunner, ConsumerSpec, ConsumerStalled, check_stall
 from services.db import make_engine
 from services.tracking import Tracking
 from tests.faults.upgraded import knows_next_version
@@ -351,3 +351,15 @@ async def test_newer_version_parks_its_partition_until_an_upgraded_consumer_read
     assert [i for i in ids if i in case_ids] == [before.id, early.id, after.id]
     assert sorted(ids) == sorted(e.id for e in [before, early, after, *others])
     assert upgraded.stats.duplicates == 0
+
+
+def test_a_consumer_that_fetches_nothing_while_records_wait_is_restarted() -> None:
+    a, b = TopicPartition("t", 0), TopicPartition("t", 1)
+    # Nothing waiting, or only on a parked partition: no watch.
+    assert check_stall({a: 0}, {}, None, 100.0, 20.0, "g") is None
+    assert check_stall({a: 3}, {a: 7}, 50.0, 100.0, 20.0, "g") is None
+    # Records wait: the watch starts, keeps its start, and gives up after the limit.
+    assert check_stall({a: 0, b: 2}, {}, None, 100.0, 20.0, "g") == 100.0
+    assert check_stall({a: 0, b: 2}, {}, 100.0, 119.0, 20.0, "g") == 100.0
+    with pytest.raises(ConsumerStalled, match="2 records wait on g's partitions"):
+        check_stall({a: 0, b: 2}, {}, 100.0, 121.0, 20.0, "g")
