@@ -16,14 +16,13 @@ from typing import Any
 import orjson
 from psycopg.rows import dict_row
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from contracts import CASES_TOPIC, Envelope
 from intake.codes import format_case_code
-from intake.models import CATALOGUE, OUTBOX, Applicant, AuditEntry, Case, CaseEventRecord
+from intake.models import OUTBOX, Applicant, AuditEntry, Case, CaseEventRecord
 from intake.state import COLUMNS, CaseState
-from registry.catalogue import Catalogue
-from services.db import UTCDateTime, pg_text_array
+from registry.store import CatalogueStore
+from services.db import UTCDateTime, driver, pg_text_array
 from services.errors import Conflict
 from services.security.scopes import AgencyTree
 
@@ -34,14 +33,6 @@ AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 # Bind names apart from the column names: SQLAlchemy reserves those for its own SET clause.
 _UPDATE = (update(CASES).where(CASES.c.case_code == bindparam("b_case_code"))
            .values({name: bindparam(f"b_{name}") for name in COLUMNS if name != "case_code"}))
-def _copy_target(conn: Connection | Session) -> Any | None:
-    """The psycopg connection under `conn` on PostgreSQL; None on SQLite."""
-    connection = conn.connection() if isinstance(conn, Session) else conn
-    if connection.dialect.name != "postgresql":
-        return None
-    return connection.connection.driver_connection
-
-
 def _insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(table), rows)
 
@@ -69,14 +60,15 @@ _TIMESTAMPS = tuple(c.name for c in CASES.columns if isinstance(c.type, UTCDateT
 _SCRATCH = "intake_cases_scratch"
 _SET = ", ".join(name for name in COLUMNS if name != "case_code")
 _FROM = ", ".join(f"s.{name}" for name in COLUMNS if name != "case_code")
-_trees: dict[int, tuple[Catalogue, AgencyTree]] = {}
 
 
 class Batch:
-    def __init__(self, conn: Connection | Session) -> None:
+    def __init__(self, conn: Connection, store: CatalogueStore) -> None:
         self.conn = conn
-        self.raw = _copy_target(conn)
-        self.catalogue = CATALOGUE.catalogue(conn)  # type: ignore[arg-type]
+        raw, pg = driver(conn)
+        # The psycopg connection for COPY and array lookups; None on SQLite.
+        self.raw: Any | None = raw if pg else None
+        self.catalogue = store.catalogue(conn)  # type: ignore[arg-type]
         self.cases: dict[str, CaseState] = {}
         self.created: set[str] = set()
         self.changed: set[str] = set()
@@ -91,12 +83,8 @@ class Batch:
     # --- reading -------------------------------------------------------------------------------
 
     def tree(self) -> AgencyTree:
-        """The agency tree for scope checks, built once per catalogue revision."""
-        cached = _trees.get(id(self.catalogue))
-        if cached is None or cached[0] is not self.catalogue:
-            _trees.clear()
-            cached = _trees[id(self.catalogue)] = (self.catalogue, AgencyTree.of(self.catalogue))
-        return cached[1]
+        """The agency tree for scope checks (one per catalogue snapshot)."""
+        return AgencyTree.of(self.catalogue)
 
     def prefetch(self, case_codes: Iterable[str], event_ids: Iterable[str]) -> None:
         """Lock the cases, then read the earlier answers: in that order, so that a copy of an
@@ -115,28 +103,30 @@ class Batch:
                 self.answers[event_id] = (fingerprint, response)
             self._looked_up_answers.update(ids)
 
-    # On PostgreSQL through the driver, the codes as one array parameter: SQLAlchemy renders
-    # an IN list of n parameters afresh for every batch (docs/benchmarks.md).
-
-    def _select_cases(self, codes: list[str]) -> Iterable[Any]:
+    def _where_in(self, table: Table, columns: list[str], key: str, values: list[str], *,
+                  lock: bool = False) -> list[dict[str, Any]]:
+        """Rows of `table` whose `key` is one of `values` (in key order, FOR UPDATE if `lock`).
+        On PostgreSQL through the driver with the values as one parameter: SQLAlchemy renders
+        an IN list of n parameters afresh for every batch (docs/benchmarks.md)."""
         if self.raw is None:
-            return self.conn.execute(select(CASES).where(CASES.c.case_code.in_(codes))
-                                     .order_by(CASES.c.case_code).with_for_update()).mappings()
-        array, param = pg_text_array(codes)
+            query = select(*(table.c[c] for c in columns)).where(table.c[key].in_(values))
+            if lock:
+                query = query.order_by(table.c[key]).with_for_update()
+            return [dict(row) for row in self.conn.execute(query).mappings()]
+        array, param = pg_text_array(values)
+        tail = f" ORDER BY {key} FOR UPDATE" if lock else ""
         with closing(self.raw.cursor(row_factory=dict_row)) as cur:
-            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM {CASES.name} WHERE case_code = "
-                        f"ANY({array}) ORDER BY case_code FOR UPDATE", (param,), prepare=False)
-            return [_utc(row) for row in cur.fetchall()]
-
-    def _select_answers(self, ids: list[str]) -> Iterable[Any]:
-        if self.raw is None:
-            return self.conn.execute(select(EVENTS.c.event_id, EVENTS.c.fingerprint,
-                                            EVENTS.c.response).where(EVENTS.c.event_id.in_(ids)))
-        array, param = pg_text_array(ids)
-        with closing(self.raw.cursor()) as cur:
-            cur.execute(f"SELECT event_id, fingerprint, response FROM {EVENTS.name} "
-                        f"WHERE event_id = ANY({array})", (param,), prepare=False)
+            cur.execute(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} = "
+                        f"ANY({array}){tail}", (param,), prepare=False)
             return cur.fetchall()
+
+    def _select_cases(self, codes: list[str]) -> list[dict[str, Any]]:
+        rows = self._where_in(CASES, list(COLUMNS), "case_code", codes, lock=True)
+        return rows if self.raw is None else [_utc(row) for row in rows]
+
+    def _select_answers(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+        rows = self._where_in(EVENTS, ["event_id", "fingerprint", "response"], "event_id", ids)
+        return [(r["event_id"], r["fingerprint"], r["response"]) for r in rows]
 
     def case(self, case_code: str) -> CaseState | None:
         if case_code not in self.cases and case_code not in self._looked_up_cases:
@@ -197,17 +187,8 @@ class Batch:
         return out
 
     def _taken(self, codes: list[str]) -> set[str]:
-        taken = {c for c in codes if c in self.cases}
-        if self.raw is None:
-            rows = self.conn.execute(select(CASES.c.case_code)
-                                     .where(CASES.c.case_code.in_(codes))).all()
-        else:
-            array, param = pg_text_array(codes)
-            with closing(self.raw.cursor()) as cur:
-                cur.execute(f"SELECT case_code FROM {CASES.name} WHERE case_code = "
-                            f"ANY({array})", (param,), prepare=False)
-                rows = cur.fetchall()
-        return taken | {r[0] for r in rows}
+        found = self._where_in(CASES, ["case_code"], "case_code", codes)
+        return {c for c in codes if c in self.cases} | {r["case_code"] for r in found}
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -245,26 +226,24 @@ class Batch:
         On PostgreSQL the new rows go in with COPY: psycopg formats a row for COPY in C, where
         an INSERT's executemany costs a statement per row on both sides (docs/benchmarks.md).
         A duplicate key fails the COPY as it would the INSERT."""
-        c = self.conn
-        raw = _copy_target(c)
-        rows = [self.cases[code].row() for code in sorted(self.created)]
-        write = _copy if raw is not None else _insert
-        if rows:
-            write(raw or c, CASES, rows)
+        target, write = (self.conn, _insert) if self.raw is None else (self.raw, _copy)
+        if self.created:
+            write(target, CASES, [self.cases[code].row() for code in sorted(self.created)])
         if self.changed:
             changed = [self.cases[code].row() for code in sorted(self.changed)]
             if self.raw is None:
-                c.execute(_UPDATE, [{f"b_{k}": v for k, v in row.items()} for row in changed])
+                self.conn.execute(_UPDATE, [{f"b_{k}": v for k, v in row.items()}
+                                            for row in changed])
             else:
                 self._update_by_copy(changed)
         if self.applicants:
-            write(raw or c, APPLICANTS, self.applicants)
+            write(target, APPLICANTS, self.applicants)
         if self.events:
-            write(raw or c, EVENTS, self.events)
+            write(target, EVENTS, self.events)
         if self.envelopes:
-            write(raw or c, OUTBOX.table, OUTBOX.rows(CASES_TOPIC, self.envelopes))
+            write(target, OUTBOX.table, OUTBOX.rows(CASES_TOPIC, self.envelopes))
         if self.audits:
-            write(raw or c, AUDIT, self.audits)
+            write(target, AUDIT, self.audits)
         self.created.clear()
         self.changed.clear()
         self.applicants.clear()

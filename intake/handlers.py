@@ -21,7 +21,7 @@ def make_routing_handler(
         # The consumer's whole batch as one intake batch: the cases locked and the earlier
         # answers read once, the rows written together. A fact the case no longer allows is
         # refused before it adds anything (intake.batch), so it cannot undo the others.
-        batch = Batch(session.connection())
+        batch = Batch(session.connection(), deps.store)
         batch.prefetch([env.subject for env in events], [env.id for env in events])
         for env in events:
             # An overdue notice names the due date it is for; intake checks against the case's

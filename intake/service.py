@@ -221,15 +221,16 @@ def settle(batch: Batch, staged: list[Result | NeedsCode | MotcuaError]
            ) -> list[Result | MotcuaError]:
     """Give the items waiting for a case code their codes, in item order."""
     wanted = Counter((s.agency_code, s.day) for s in staged if isinstance(s, NeedsCode))
-    codes = batch.new_codes(wanted) if wanted else {}
-    return [s.finish(codes[(s.agency_code, s.day)].pop(0)) if isinstance(s, NeedsCode) else s
+    codes = {key: iter(got) for key, got in (batch.new_codes(wanted) if wanted else {}).items()}
+    return [s.finish(next(codes[(s.agency_code, s.day)])) if isinstance(s, NeedsCode) else s
             for s in staged]
 
 
-def run_one(session: Session, fn: Callable[..., Result | NeedsCode], **kwargs: Any) -> Result:
-    """One item in the caller's transaction (the consumer's handler, tests): a batch of one."""
-    batch = Batch(session.connection())
-    outcome = settle(batch, [fn(batch, **kwargs)])[0]
+def run_one(session: Session, deps: IntakeDeps, fn: Callable[..., Result | NeedsCode],
+            **kwargs: Any) -> Result:
+    """One item in the caller's transaction (tests, scripts): a batch of one."""
+    batch = Batch(session.connection(), deps.store)
+    outcome = settle(batch, [fn(batch, deps, **kwargs)])[0]
     if isinstance(outcome, MotcuaError):
         raise outcome
     batch.write()
@@ -239,7 +240,7 @@ def run_one(session: Session, fn: Callable[..., Result | NeedsCode], **kwargs: A
 def receive_case(
     *, session: Session, deps: IntakeDeps, data: CaseCreate, idempotency_key: str | None = None
 ) -> Result:
-    return run_one(session, receive, deps=deps, data=data, idempotency_key=idempotency_key)
+    return run_one(session, deps, receive, data=data, idempotency_key=idempotency_key)
 
 
 def _lookup(
@@ -385,7 +386,7 @@ def submit_case(
     *, session: Session, deps: IntakeDeps, data: SubmissionCreate,
     idempotency_key: str | None = None,
 ) -> Result:
-    return run_one(session, submit, deps=deps, data=data, idempotency_key=idempotency_key)
+    return run_one(session, deps, submit, data=data, idempotency_key=idempotency_key)
 
 
 def _receive_submitted(
@@ -475,7 +476,7 @@ def record_event(
     idempotency_key: str | None = None,
     source: str | None = None,
 ) -> Result:
-    return run_one(session, record, deps=deps, case_code=case_code, data=data,
+    return run_one(session, deps, record, case_code=case_code, data=data,
                    idempotency_key=idempotency_key, source=source)
 
 

@@ -71,7 +71,7 @@ def write_batch(engine: Engine, deps: IntakeDeps, items: list[Item]) -> list[Out
 
 def _transaction(engine: Engine, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
     with transaction(engine) as session:
-        return _apply(Batch(session.connection()), deps, items)
+        return _apply(Batch(session.connection(), deps.store), deps, items)
 
 
 def _alone(engine: Engine, deps: IntakeDeps, item: Item) -> Outcome:
@@ -134,8 +134,6 @@ class GroupWriter:
         self._queue: list[tuple[Item, asyncio.Future[Outcome]]] = []
         self._wake = asyncio.Event()
         self._stopped = False
-        self.batches = 0
-        self.items = 0
 
     async def submit(self, items: list[Item]) -> list[Outcome]:
         """The outcome of each item, once its transaction committed (or failed)."""
@@ -179,8 +177,6 @@ class GroupWriter:
                 if not future.done():
                     future.set_exception(exc)
             return
-        self.batches += 1
-        self.items += len(items)
         for (_, future), outcome in zip(taken, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)

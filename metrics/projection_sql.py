@@ -17,7 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from metrics.models import Counter, ProjectedCase
-from services.db import pg_text_array
+from services.db import driver, pg_text_array
 
 if TYPE_CHECKING:
     from metrics.projection import CaseFacts
@@ -34,8 +34,7 @@ _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitise
 
 def _driver(session: Session) -> tuple[Any, bool]:
     """The DBAPI connection inside the session's transaction, and whether it is PostgreSQL."""
-    conn = session.connection()
-    return conn.connection.driver_connection, conn.dialect.name == "postgresql"
+    return driver(session.connection())
 
 
 def relax_commit(session: Session) -> None:

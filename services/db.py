@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
@@ -80,6 +80,12 @@ async def read_in_thread(engine: Engine, fn: Callable[..., T], **kwargs: Any) ->
             return fn(session=session, **kwargs)
 
     return await asyncio.to_thread(run)
+
+
+def driver(conn: Connection) -> tuple[Any, bool]:
+    """The DBAPI connection under `conn` (inside its transaction), and whether it is
+    PostgreSQL: for COPY and array parameters, where SQLAlchemy's per-row work is the cost."""
+    return conn.connection.driver_connection, conn.dialect.name == "postgresql"
 
 
 # The unit separator: cannot be typed into a counter's form, and is checked for anyway.

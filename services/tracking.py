@@ -7,7 +7,6 @@ transaction ended; processed event ids make a redelivered or republished event a
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, Integer, String, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from services.bus.base import TopicPartition
-from services.db import UTCDateTime, pg_text_array
+from services.db import UTCDateTime, driver, pg_text_array
 
 
 def upsert(session: Session, table: Table, rows: Sequence[dict[str, object]], *,
@@ -82,11 +81,11 @@ class Tracking:
         # Through the driver, not SQLAlchemy's executemany: its per-row parameter processing
         # was a measurable share of every consumer's batch (docs/benchmarks.md).
         conn = session.connection()
-        raw: Any = conn.connection.driver_connection
+        raw, pg = driver(conn)
         table = self.processed.name
         now = datetime.now(UTC)
         with closing(raw.cursor()) as cur:
-            if conn.dialect.name == "postgresql":
+            if pg:
                 # One statement: an id another transaction is inserting waits for it, then
                 # counts as seen, so two consumers never both claim it.
                 array, param = pg_text_array(ids)
