@@ -17,6 +17,12 @@ from services.bus.base import Message, PositionLoader, Record, TopicPartition
 
 log = logging.getLogger(__name__)
 
+# aiokafka refreshes a subscription's metadata only this often once it has an answer, and a
+# topic that answered "leader not available" (created a moment ago) is left out of the group's
+# assignment until then: 5 minutes by default.
+METADATA_MAX_AGE_MS = 30_000
+TOPICS_READY_TIMEOUT_S = 30.0
+
 
 class KafkaBus:
     kind = "kafka"
@@ -169,6 +175,7 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
             **(connection or {}),
         )
         self._topics = list(topics)
@@ -176,7 +183,27 @@ class KafkaConsumer:
 
     async def start(self) -> None:
         await self._consumer.start()
+        await self._topics_ready()
         self._consumer.subscribe(self._topics, listener=self._listener)
+
+    async def _topics_ready(self) -> None:
+        """Wait until the broker serves every topic, so the first assignment holds them all.
+
+        A topic created just before (by this process's start-up or another's) may not have a
+        leader yet; subscribed then, it would be read only after the next metadata refresh.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TOPICS_READY_TIMEOUT_S
+        while True:
+            # Lists only topics whose metadata came back without error (leaders elected).
+            missing = set(self._topics) - await self._consumer.topics()
+            if not missing:
+                return
+            if loop.time() > deadline:
+                log.warning("subscribing before topics %s are served; they are read from the "
+                            "next metadata refresh", sorted(missing))
+                return
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -162,6 +162,26 @@ class BusContract:
         assert sum(ends.values()) == len(records)
 
     @sync
+    async def test_a_topic_created_after_the_consumer_starts_is_read(self, env: BusEnv) -> None:
+        # A service's consumer may start while another process is still creating a topic;
+        # it must not wait for a periodic metadata refresh (minutes) to read it.
+        topic = env.topic("late")
+        records = [Record(topic, b"k%d" % i, b"v%d" % i) for i in range(8)]
+        async with env.started() as bus:
+
+            async def create_later() -> None:
+                await asyncio.sleep(1.0)
+                await bus.ensure_topics([topic])
+                await bus.publish(records)
+
+            creating = asyncio.create_task(create_later())
+            async with consuming(bus, env.group("g"), [topic]) as consumer:
+                await creating
+                got = await take(consumer, len(records), timeout_s=20)
+                await assert_quiet(consumer, ms=200)
+        assert sorted(m.value for m in got) == sorted(r.value for r in records)
+
+    @sync
     async def test_group_resumes_from_committed_offsets(self, env: BusEnv) -> None:
         topic = env.topic("cases")
         first = [Record(topic, b"k%d" % i, b"first-%d" % i) for i in range(6)]
