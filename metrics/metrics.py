@@ -6,7 +6,7 @@ never agency, procedure, field or case labels (docs/monitoring.md).
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -17,6 +17,7 @@ from metrics.models import Counter as CounterRow
 from metrics.periods import LIVE, current_month
 from metrics.targets import Plans
 from services.clock import Clock
+from services.observability import BatchHistogram
 
 
 class MetricsMetrics:
@@ -27,11 +28,11 @@ class MetricsMetrics:
             ["type"],
             registry=registry,
         )
-        self.freshness = Histogram(
+        self.freshness = BatchHistogram(
             "motcua_metrics_projection_freshness_seconds",
             "Time from intake recording an event to the KPIs reflecting it.",
-            registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=registry,
         )
 
 

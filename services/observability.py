@@ -1,9 +1,17 @@
 """Prometheus collectors every service shares: consumer progress and outbox backlog."""
 
-from collections.abc import Callable, Iterable
+import math
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from services.consumer import ConsumerRunner
@@ -55,6 +63,45 @@ class ConsumerCollector(Collector):
             for topic, n in sorted(per_topic.items()):
                 lag.add_metric([g, topic], n)
         yield from (consumed, applied, dups, dead, restarts, lag, running, parked, last)
+
+
+class BatchHistogram(Collector):
+    """A histogram observed a batch at a time, for a consumer's per-event figures.
+
+    prometheus_client's Histogram takes two locks and walks the buckets for every value: on
+    the projection's path that was a few per cent of its time per event. Here a batch is
+    tallied without locks and added under one; the exposition is the same (`_bucket` with
+    `le`, `_count`, `_sum`)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
+                 registry: CollectorRegistry) -> None:
+        self._name = name
+        self._doc = documentation
+        self._bounds = [*sorted(float(b) for b in buckets if b != math.inf), math.inf]
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: Iterable[float]) -> None:
+        counts = [0] * len(self._bounds)
+        bounds = self._bounds
+        total = 0.0
+        for v in values:
+            counts[bisect_left(bounds, v)] += 1  # first bucket whose `le` bound holds v
+            total += v
+        with self._lock:
+            self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+            self._sum += total
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, n in zip(self._bounds, counts, strict=True):
+            running += n
+            cumulative.append(("+Inf" if bound == math.inf else repr(bound), running))
+        yield HistogramMetricFamily(self._name, self._doc, buckets=cumulative, sum_value=total)
 
 
 class OutboxCollector(Collector):
