@@ -130,6 +130,12 @@ class Delta:
 
 def apply_batch(session: Session, events: list[Envelope]) -> None:
     projection_sql.relax_commit(session)
+    write_delta(session, fold_batch(session, events))
+
+
+def fold_batch(session: Session, events: list[Envelope]) -> Delta:
+    """Apply a batch to the cases it touches (stored) and return its counter increments
+    (not yet written: the live consumer writes them at once, a rebuild gathers many)."""
     codes = list({e.subject for e in events})
     cases = projection_sql.load_cases(session, codes)
     before = {code: case.mutable() for code, case in cases.items()}
@@ -140,7 +146,7 @@ def apply_batch(session: Session, events: list[Envelope]) -> None:
     changed = [cases[code] for code, was in before.items() if cases[code].mutable() != was]
     projection_sql.insert_cases(session, added)
     projection_sql.update_cases(session, changed)
-    write_delta(session, delta)
+    return delta
 
 
 def apply_event(event: CaseEvent, cases: dict[str, CaseFacts], delta: Delta) -> None:
@@ -235,6 +241,10 @@ def _leave_backlog(case: CaseFacts, delta: Delta) -> None:
 
 
 def write_delta(session: Session, delta: Delta) -> None:
+    write_totals(session, delta.tally)
+
+
+def write_totals(session: Session, totals: dict[Key, int]) -> None:
     projection_sql.add_to_counters(
-        session, [(n, s, p, v) for (n, s, p), v in delta.tally.items() if v]
+        session, [(n, s, p, v) for (n, s, p), v in totals.items() if v]
     )

@@ -3,7 +3,7 @@
 In place, with the metrics consumer stopped, in ONE database transaction: the projection's
 tables (cases, counters, processed event ids and the consumer's positions) are emptied, every
 record of the case log from offset 0 up to the end offsets seen at the start is folded in with
-the same code the live consumer runs (`apply_batch`), the positions are set to those end
+the same code the live consumer runs (`fold_batch`), the positions are set to those end
 offsets, and the transaction commits. Until it commits, readers keep seeing the old figures;
 if anything fails it rolls back and the old projection is untouched. When the service starts
 again, its consumer resumes after the end offsets and skips what the rebuild applied.
@@ -24,8 +24,8 @@ from sqlalchemy import Engine, delete, func, select
 from sqlmodel import Session
 
 from contracts import CASES_TOPIC, DecodeError, Envelope, UnknownVersionError, decode
-from metrics import models
-from metrics.projection import apply_batch
+from metrics import models, projection_sql
+from metrics.projection import Delta, Key, fold_batch, write_totals
 from metrics.settings import MetricsSettings
 from services.bus import Bus, TopicPartition, make_bus
 from services.db import make_engine
@@ -34,6 +34,7 @@ from services.migrations import upgrade
 MIGRATIONS = Path(__file__).parent / "migrations"
 LIVE_GROUP = "metrics"  # the live consumer's group id (before the topic prefix)
 APPLY_CHUNK = 10_000  # two in memory at once (one applying, one decoding): ~100 MB
+FLUSH_COUNTERS = 100_000  # counter rows gathered before they are written: ~25 MB
 
 
 class RebuildError(Exception):
@@ -55,9 +56,33 @@ class RebuildReport:
 Progress = Callable[[RebuildReport], None]
 
 
+class _Counters:
+    """Counter increments gathered over many chunks, written when many rows are waiting and at
+    the end. In the rebuild's one transaction a row written again leaves a version nothing can
+    prune until the commit: today's, this month's and the live figures were rewritten by every
+    chunk, and each chunk's upsert walked longer chains (docs/benchmarks.md)."""
+
+    def __init__(self, flush_at: int) -> None:
+        self.flush_at = flush_at
+        self.totals: dict[Key, int] = {}
+
+    def add(self, session: Session, delta: Delta) -> None:
+        totals = self.totals
+        get = totals.get
+        for key, n in delta.tally.items():
+            totals[key] = get(key, 0) + n
+        if len(totals) >= self.flush_at:
+            self.flush(session)
+
+    def flush(self, session: Session) -> None:
+        write_totals(session, self.totals)
+        self.totals = {}
+
+
 async def rebuild(
     settings: MetricsSettings, *, progress: Progress | None = None, batch_size: int = 2000,
-    bus: Bus | None = None,
+    bus: Bus | None = None, chunk_events: int = APPLY_CHUNK,
+    flush_counters: int = FLUSH_COUNTERS,
 ) -> RebuildReport:
     engine = make_engine(settings.resolved_database_url("metrics"))
     own_bus = bus is None
@@ -70,7 +95,7 @@ async def rebuild(
         await bus.ensure_topics([topic])
         ends = {tp: o for tp, o in (await bus.end_offsets([topic])).items()}
         return await _replay(engine, bus, settings.topic_prefix + LIVE_GROUP, ends,
-                             progress, batch_size)
+                             progress, batch_size, chunk_events, flush_counters)
     finally:
         if own_bus:
             await bus.close()
@@ -79,7 +104,7 @@ async def rebuild(
 
 async def _replay(
     engine: Engine, bus: Bus, live_group: str, ends: dict[TopicPartition, int],
-    progress: Progress | None, batch_size: int,
+    progress: Progress | None, batch_size: int, chunk_events: int, flush_counters: int,
 ) -> RebuildReport:
     started = time.monotonic()
     report = RebuildReport(total=sum(ends.values()))
@@ -101,6 +126,7 @@ async def _replay(
             _empty(session, live_group)
             reached = {tp: 0 for tp in ends}
             chunk: list[Envelope] = []
+            counters = _Counters(flush_counters)
             try:
                 while any(reached[tp] < end for tp, end in ends.items()):
                     messages = await consumer.getmany(timeout_ms=500, max_records=batch_size)
@@ -120,11 +146,11 @@ async def _replay(
                         except DecodeError:
                             report.undecodable += 1
                     last = not any(reached[tp] < end for tp, end in ends.items())
-                    if len(chunk) >= APPLY_CHUNK or (last and chunk):
+                    if len(chunk) >= chunk_events or (last and chunk):
                         if applying is not None:
                             await applying
                         applying = asyncio.ensure_future(
-                            asyncio.to_thread(_apply, session, chunk, report))
+                            asyncio.to_thread(_apply, session, chunk, report, counters))
                         chunk = []
                     if progress is not None and messages:
                         progress(report)
@@ -134,6 +160,7 @@ async def _replay(
                     await asyncio.gather(applying, return_exceptions=True)
             if applying is not None:
                 await applying  # raises what the last chunk raised
+            counters.flush(session)
             models.TRACKING.save_positions(session, live_group, ends)
             report.cases = _count(session, models.ProjectedCase)
             report.counters = _count(session, models.Counter)
@@ -151,7 +178,8 @@ def _empty(session: Session, live_group: str) -> None:
     session.execute(delete(positions).where(positions.c.group_id == live_group))
 
 
-def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport) -> None:
+def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport,
+           counters: _Counters) -> None:
     new_ids = models.TRACKING.claim_new(session, (e.id for e in envelopes))
     fresh = []
     for e in envelopes:
@@ -161,7 +189,8 @@ def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport) -
     report.duplicates += len(envelopes) - len(fresh)
     report.applied += len(fresh)
     if fresh:
-        apply_batch(session, fresh)
+        projection_sql.relax_commit(session)
+        counters.add(session, fold_batch(session, fresh))
 
 
 def _count(session: Session, table: Any) -> int:
