@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 _SATURDAY = 5
+_REMEMBERED = 50_000  # add_working_days answers kept (a few years of every day and period)
 
 
 def default_calendar_dir() -> Path:
@@ -51,6 +52,10 @@ class WorkingCalendar:
         self.years = frozenset(
             years if years is not None else {d.year for d in holiday_set | make_up_set}
         )
+        # add_working_days answers, remembered: intake computes a due date for every receipt
+        # (a bisection of ~20 counts, a sixth of the writer's CPU per receipt) from a handful
+        # of (day, processing days) pairs a day. The data above never changes after __init__.
+        self._added: dict[tuple[date, int], date] = {}
 
     @classmethod
     def load(cls, directory: Path) -> WorkingCalendar:
@@ -91,6 +96,15 @@ class WorkingCalendar:
             raise ValueError(f"cannot add a negative number of working days: {n}")
         if n == 0:
             return start
+        key = (start, n)
+        if (known := self._added.get(key)) is not None:
+            return known
+        if len(self._added) >= _REMEMBERED:
+            self._added.clear()
+        answer = self._added[key] = self._add_working_days(start, n)
+        return answer
+
+    def _add_working_days(self, start: date, n: int) -> date:
         # The count grows by exactly one on each working day, so the first day where it reaches
         # n is the answer; bracket it, then bisect.
         span = 2 * n + 14
