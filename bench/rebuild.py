@@ -88,13 +88,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[25_000, 100_000],
                         help="cases in the log (about 4.4 events each)")
     parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--name", default="rebuild", help="bench/results/<name>.json")
     args = parser.parse_args()
     r = run(args.sizes, args.batch)
     how = "extrapolated from" if r["ten_million_extrapolated"] else "measured at"
     print(f"rebuild {r['events_per_s']:.0f} events/s ({how} {r['largest_events']} events): "
           f"10M events in {r['ten_million_seconds'] / 60:.1f} min; ratio to the bare consumer "
           f"{r['ratio']:.3f}; peak RSS {r['peak_rss_mb']:.0f} MB")
-    save("rebuild", r)
+    save(args.name, r)
 
 
 if __name__ == "__main__":
