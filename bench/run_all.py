@@ -27,6 +27,7 @@ BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
 # at a rate intake sustains on this machine.
 PLAN: dict[str, tuple[str, list[str]]] = {
     "intake_http": ("intake_http", ["--seconds", "10", "--connections", "64"]),
+    "intake_scaleout": ("intake_scaleout", ["--processes", "2", "--seconds", "10"]),
     "projection": ("projection", ["--cases", "20000", "--batch", "5000"]),
     "freshness": ("freshness", ["--rate", "1000", "--seconds", "30"]),
     "freshness_sustained": ("freshness", ["--rate", "100", "--seconds", "30", "--name",
@@ -86,6 +87,13 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"{_f(i['motcua_batch_events_per_s'])} events/s, p99 {_f(mb['p99_ms'])} ms",
                     f"bare FastAPI {_f(bb['requests_per_s'] * i['events_per_batch'])} events/s",
                     f"{i['ratio_batch']:.2f}", "intake_http"])
+    if (x := r.get("intake_scaleout")) is not None:
+        many = " / ".join(_f(v) for v in x["many_requests_per_s"])
+        one = " / ".join(_f(v) for v in x["one_requests_per_s"])
+        out.append([f"single-case intake, {x['processes']} intake processes on one database "
+                    f"(64 connections in all)", "– (the goal is per process)",
+                    f"{many} req/s, p99 {_f(x['p99_ms'], 1)} ms",
+                    f"one process {one} req/s", f"{x['ratio']:.2f}", "intake_scaleout"])
     if (p := r.get("projection")) is not None:
         out.append([f"projection, Kafka → PostgreSQL ({p['events']:,} {p['event_mix']} events, "
                     f"batch {p['batch_size']:,})", "≥ 50,000 events/s; ≥ 0.5 × baseline",
