@@ -92,7 +92,8 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
         one = " / ".join(_f(v) for v in x["one_requests_per_s"])
         out.append([f"single-case intake, {x['processes']} intake processes on one database "
                     f"(64 connections in all)", "– (the goal is per process)",
-                    f"{many} req/s, p99 {_f(x['p99_ms'], 1)} ms",
+                    f"{many} req/s, p99 "
+                    f"{' / '.join(_f(v, 1) for v in x['many_p99_ms'])} ms",
                     f"one process {one} req/s", f"{x['ratio']:.2f}", "intake_scaleout"])
     if (p := r.get("projection")) is not None:
         out.append([f"projection, Kafka → PostgreSQL ({p['events']:,} {p['event_mix']} events, "
