@@ -120,17 +120,20 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def motcua_command(mode: str, port: int, data: Path) -> tuple[list[str], dict[str, str]]:
+def motcua_command(mode: str, port: int, data: Path, *, database: str | None = None,
+                   prefix: str | None = None) -> tuple[list[str], dict[str, str]]:
     """`up`: the one-process default (SQLite, embedded bus, routing and metrics beside intake).
-    `intake`: the intake service alone, as deployed to scale (PostgreSQL, Kafka)."""
+    `intake`: the intake service alone, as deployed to scale (PostgreSQL, Kafka), on a fresh
+    database and topic prefix unless given ones (processes sharing them)."""
     py = str(ROOT / ".venv" / "bin" / "python")
     env = {"MOTCUA_LOG_LEVEL": "WARNING", "MOTCUA_DATA_DIR": str(data), **auth_env()}
     if mode == "up":
         return [py, "-m", "motcua.cli", "up", "--port", str(port), "--data-dir", str(data)], env
     from bench.projection import KAFKA, fresh_database
 
-    env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "INTAKE_DATABASE_URL": fresh_database(),
-                "MOTCUA_TOPIC_PREFIX": f"{data.name}."})
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+                "INTAKE_DATABASE_URL": database or fresh_database(),
+                "MOTCUA_TOPIC_PREFIX": prefix or f"{data.name}."})
     return [py, "-m", "motcua.cli", "intake", "--port", str(port)], env
 
 

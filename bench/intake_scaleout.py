@@ -13,28 +13,24 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, save, server
-from bench.intake_http import MANY_LUA, lua_string, realistic_bodies, wrk
-from bench.projection import KAFKA, fresh_database
+from bench.common import bearer, free_port, peak_rss_mb, save, server
+from bench.intake_http import MANY_LUA, lua_string, motcua_command, realistic_bodies, wrk
+from bench.projection import fresh_database
 
 CONNECTIONS = 64
 
 
 def tier(processes: int, seconds: int, database: str, prefix: str, lua: str) -> dict[str, Any]:
     """Every process loaded at once; requests per second summed, the worst p99."""
-    py = str(ROOT / ".venv" / "bin" / "python")
     with ExitStack() as stack:
         procs, urls = [], []
         for _ in range(processes):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             data = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
-            env = {"MOTCUA_LOG_LEVEL": "WARNING", "MOTCUA_DATA_DIR": str(data), **auth_env(),
-                   "KAFKA_BOOTSTRAP_SERVERS": KAFKA, "INTAKE_DATABASE_URL": database,
-                   "MOTCUA_TOPIC_PREFIX": prefix}
-            procs.append(stack.enter_context(server(
-                [py, "-m", "motcua.cli", "intake", "--port", str(port)], f"{base}/readyz",
-                env=env, log=data / "server.log")))
+            cmd, env = motcua_command("intake", port, data, database=database, prefix=prefix)
+            procs.append(stack.enter_context(server(cmd, f"{base}/readyz", env=env,
+                                                    log=data / "server.log")))
             urls.append(f"{base}/v1/cases")
         each = CONNECTIONS // processes
         for url in urls:  # warm-up: connections, token cache, catalogue

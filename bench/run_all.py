@@ -40,6 +40,7 @@ PLAN: dict[str, tuple[str, list[str]]] = {
 OCCASIONAL: dict[str, tuple[str, list[str]]] = {
     "rebuild_10m": ("rebuild", ["--sizes", "2270000", "--name", "rebuild_10m"]),
 }
+RUNNABLE = {**PLAN, **OCCASIONAL}
 
 
 def run(names: list[str]) -> dict[str, dict[str, Any]]:
@@ -48,7 +49,7 @@ def run(names: list[str]) -> dict[str, dict[str, Any]]:
     for name in names:
         before = os.getloadavg()[0]
         started = time.monotonic()
-        module, args = {**PLAN, **OCCASIONAL}[name]
+        module, args = RUNNABLE[name]
         print(f"== {name}: {module} {' '.join(args)} (load {before:.2f})", flush=True)
         proc = subprocess.run([py, "-m", f"bench.{module}", *args], cwd=ROOT, check=False)
         loads[name] = {"load_before": before, "load_after": os.getloadavg()[0],
@@ -186,7 +187,7 @@ def write_doc(block: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", nargs="+", choices=[*PLAN, *OCCASIONAL], default=list(PLAN))
+    parser.add_argument("--only", nargs="+", choices=list(RUNNABLE), default=list(PLAN))
     parser.add_argument("--table-only", action="store_true",
                         help="rebuild the table from bench/results without running anything")
     args = parser.parse_args()
@@ -200,7 +201,7 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         loads_file.write_text(json.dumps(loads, indent=2) + "\n")
     results = {p.stem: json.loads(p.read_text()) for p in RESULTS.glob("*.json")
-               if p.stem in PLAN or p.stem in OCCASIONAL}
+               if p.stem in RUNNABLE}
     write_doc(table(results, loads))
     if any(ld["exit"] != 0 for n, ld in loads.items() if n in args.only):
         sys.exit(1)

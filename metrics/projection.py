@@ -130,7 +130,7 @@ class Delta:
 
 def apply_batch(session: Session, events: list[Envelope]) -> None:
     projection_sql.relax_commit(session)
-    write_delta(session, fold_batch(session, events))
+    write_totals(session, fold_batch(session, events).tally)
 
 
 def fold_batch(session: Session, events: list[Envelope]) -> Delta:
@@ -238,10 +238,6 @@ def _leave_backlog(case: CaseFacts, delta: Delta) -> None:
     if case.overdue:
         case.overdue = False
         delta.add(case, None, "overdue_open", -1)
-
-
-def write_delta(session: Session, delta: Delta) -> None:
-    write_totals(session, delta.tally)
 
 
 def write_totals(session: Session, totals: dict[Key, int]) -> None:

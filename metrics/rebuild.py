@@ -123,6 +123,7 @@ async def _replay(
     applying: asyncio.Future[None] | None = None
     try:
         with Session(engine) as session, session.begin():
+            projection_sql.relax_commit(session)
             _empty(session, live_group)
             reached = {tp: 0 for tp in ends}
             chunk: list[Envelope] = []
@@ -189,7 +190,6 @@ def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport,
     report.duplicates += len(envelopes) - len(fresh)
     report.applied += len(fresh)
     if fresh:
-        projection_sql.relax_commit(session)
         counters.add(session, fold_batch(session, fresh))
 
 

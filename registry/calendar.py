@@ -53,8 +53,8 @@ class WorkingCalendar:
             years if years is not None else {d.year for d in holiday_set | make_up_set}
         )
         # add_working_days answers, remembered: intake computes a due date for every receipt
-        # (a bisection of ~20 counts, a sixth of the writer's CPU per receipt) from a handful
-        # of (day, processing days) pairs a day. The data above never changes after __init__.
+        # (a bisection of ~20 working-day counts) from a handful of (day, processing days)
+        # pairs a day. The data above never changes after __init__.
         self._added: dict[tuple[date, int], date] = {}
 
     @classmethod
