@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, date
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -39,13 +40,17 @@ def _insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
 
 def _copy(raw: Any, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
     columns = list(rows[0])
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     # JSON columns take their text; everything else psycopg dumps by its Python type.
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
     with closing(raw.cursor()) as cur, cur.copy(
             f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        write = copy.write_row
         for row in rows:
-            copy.write_row([orjson.dumps(row[c]).decode() if c in json_columns else row[c]
-                            for c in columns])
+            line = list(values(row))
+            for i in json_at:
+                line[i] = orjson.dumps(line[i]).decode()
+            write(line)
 
 
 def _utc(row: dict[str, Any]) -> dict[str, Any]:

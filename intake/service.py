@@ -104,11 +104,15 @@ def _error(field: str, rule: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, errors=[{"field": field, "rule": rule, "message": message}])
 
 
-def _fingerprint(data: Any) -> str:
+def _fingerprint(data: Any, *, exclude: frozenset[str] = frozenset()) -> str:
     # Without the applicant: a hash of an id number beside the case's own fields could be
     # reversed by trying every number, which would undo its encryption at rest.
-    body = data.model_dump(mode="json", exclude={"event_id", "applicant"}, exclude_none=True)
+    body = data.model_dump(mode="json", exclude={"event_id", "applicant", *exclude},
+                           exclude_none=True)
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+_CASE_CODE = frozenset({"case_code"})
 
 
 def _local(ts: datetime) -> date:
@@ -420,7 +424,9 @@ def record(
 ) -> Result:
     """Apply one event to a case; (result, created). A retry answers (same result, False)."""
     event_id = str(data.event_id) if data.event_id else idempotency_key
-    fingerprint = _fingerprint(data)
+    # The case is the path's, or the batch item's own: the same event posted either way (a
+    # retry through the other route) has the same fingerprint.
+    fingerprint = _fingerprint(data, exclude=_CASE_CODE)
     # The case first (locked), then the earlier answer: a copy of this very event committed by
     # another process while we waited for the lock is answered as the retry it is.
     stored = batch.case(case_code)
@@ -449,8 +455,9 @@ def record(
     payload = PAYLOADS[data.type](
         case_code=case.case_code, occurred_at=occurred_at, status=new_status, **extra
     )
-    result = EventResult(
-        event_id=event_id or "",
+    eid = event_id or str(uuid.uuid4())
+    response = EventResult(
+        event_id=eid,
         case_code=case.case_code,
         type=data.type,
         status=new_status,
@@ -458,9 +465,7 @@ def record(
         due_date=case.due_date,
         allowed_events=_allowed(case),
         receipt=_slip(case, _agency_of(catalogue, case)) if data.type == "received" else None,
-    )
-    eid = event_id or str(uuid.uuid4())
-    response = result.model_copy(update={"event_id": eid}).model_dump(mode="json")
+    ).model_dump(mode="json")
     _append(batch, deps, case, payload, eid, fingerprint, response,
             source=source or deps.source, seq=case.event_count)
     batch.put_case(case)

@@ -116,10 +116,10 @@ async def record_batch(batch: BatchRequest, intake: IntakeDep, principal: Counte
                        "message": e["msg"]} for e in exc.errors()]
             results.append({"index": index, "status": 422, "errors": errors})
             continue
-        data = EventCreate.model_validate(parsed.model_dump(exclude={"case_code"}))
-        note = Note(who, f"case.{data.type}", case_code=parsed.case_code)
-        items.append((index, Item(service.record, {"case_code": parsed.case_code, "data": data,
-                                                   "scope": scope}, note)))
+        # The item is the event itself (BatchEventCreate is an EventCreate with its case).
+        note = Note(who, f"case.{parsed.type}", case_code=parsed.case_code)
+        items.append((index, Item(service.record, {"case_code": parsed.case_code,
+                                                   "data": parsed, "scope": scope}, note)))
         results.append(None)
     outcomes = await intake.submit([item for _, item in items]) if items else []
     for (index, _item), outcome in zip(items, outcomes, strict=True):

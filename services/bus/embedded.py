@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from services.bus.base import Message, PositionLoader, Record, TopicPartition
+from services.bus.partitioner import KeyPartitioner
 from services.db import make_engine
 
 _meta = MetaData()
@@ -78,7 +78,7 @@ class EmbeddedBus:
         self._stored_topics: set[str] = set()  # those with a row in bus_topics
         self._lock = asyncio.Lock()
         self._appended = asyncio.Condition()
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = KeyPartitioner()
         # Bumped on every append, so a consumer that found nothing knows whether to wait.
         self.generation = 0
         self._refreshed_at = 0.0

@@ -14,6 +14,7 @@ from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTP
 
 from services.bus.base import Message, PositionLoader, Record, TopicPartition
+from services.bus.partitioner import KeyPartitioner
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class KafkaBus:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            partitioner=KeyPartitioner(),
             max_batch_size=256 * 1024,
             compression_type="lz4" if _has_lz4() else None,
             request_timeout_ms=15000,

@@ -138,6 +138,33 @@ def test_batch_answers_per_item(embedded_stack: Stack) -> None:
     assert [i["status"] for i in r.json()["results"]] == [201, 201, 409, 404, 422]
 
 
+def test_an_event_retried_through_the_other_route_is_answered_as_a_retry(
+    embedded_stack: Stack,
+) -> None:
+    code = receive(embedded_stack)
+    body = event_body("transferred", from_office=CENTRE, to_office="000.00.03.H56",
+                      method="electronic")
+    first = embedded_stack.client.post(f"/v1/cases/{code}/events", json=body)
+    assert first.status_code == 201
+    again = embedded_stack.client.post("/v1/events:batch",
+                                       json={"events": [{**body, "case_code": code}]})
+    assert again.status_code == 200
+    assert again.json()["results"] == [{"index": 0, "status": 200, "result": first.json()}]
+    changed = embedded_stack.client.post("/v1/events:batch", json={"events": [
+        {**body, "case_code": code, "method": "paper"}]})
+    assert [(r["status"], r["reason"]) for r in changed.json()["results"]] == [
+        (409, "idempotency_key_reused")]
+    # And the other way round: a batch item's event retried on the case's own route.
+    later = event_body("supplement_requested", reason="Thiếu bản sao")
+    assert embedded_stack.client.post("/v1/events:batch", json={"events": [
+        {**later, "case_code": code}]}).json()["results"][0]["status"] == 201
+    assert embedded_stack.client.post(f"/v1/cases/{code}/events",
+                                      json=later).status_code == 200
+    history = embedded_stack.client.get(f"/v1/cases/{code}").json()["history"]
+    assert [h["type"] for h in history].count("transferred") >= 1
+    assert [h["event_id"] for h in history].count(body["event_id"]) == 1
+
+
 @pytest.mark.parametrize("db", ["sqlite", "postgres"])
 def test_concurrent_receipts_get_unique_sequential_codes(
     stack_factory: StackFactory, db: str
