@@ -2,7 +2,8 @@
 
 import gc
 
-# Collections of the youngest generation every 50,000 net allocations instead of 700.
+# Collections of the youngest generation every 10,000 net allocations instead of 700 (50,000
+# was a little faster and let routing's reference cycles double its memory: docs/benchmarks.md).
 GEN0_THRESHOLD = 10_000
 
 

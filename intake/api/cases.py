@@ -46,48 +46,49 @@ def _scope(principal: Principal) -> Principal | None:
     return principal if needs_check(principal) else None
 
 
-async def _write(intake: "IntakeComponent", request: Request, response: Response,
-                 item: Item) -> dict[str, Any]:
+async def _write(intake: "IntakeComponent", request: Request, item: Item) -> Response:
     try:
         body, created = await intake.submit_one(item)
     except Forbidden:
         security_of(request).refuse(403, "scope")
         raise
-    response.status_code = 201 if created else 200
-    return body
+    # The answer is already the response model's JSON form (or the stored copy of it): sent
+    # as it is, not validated against the model and serialised again (a tenth of the route).
+    return Response(orjson.dumps(body), status_code=201 if created else 200,
+                    media_type="application/json")
 
 
 @router.post("/cases", status_code=201, response_model=CaseReceipt, responses=PROBLEMS,
              summary="Receive a case (tiếp nhận hồ sơ)")
 async def receive_case(
-    data: CaseCreate, intake: IntakeDep, response: Response, principal: CounterDep,
-    request: Request, idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+    data: CaseCreate, intake: IntakeDep, principal: CounterDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     note = Note(actor(request, principal), "case.received", case_code=data.case_code)
-    return await _write(intake, request, response, Item(service.receive, {
+    return await _write(intake, request, Item(service.receive, {
         "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/submissions", status_code=201, response_model=SubmissionReceipt,
              responses=PROBLEMS, summary="Register an online submission (status 1, mới đăng ký)")
 async def submit_case(
-    data: SubmissionCreate, intake: IntakeDep, response: Response, principal: CounterDep,
-    request: Request, idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+    data: SubmissionCreate, intake: IntakeDep, principal: CounterDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """The counter then records `received` (sets the due date) or `refused` on the case."""
     note = Note(actor(request, principal), "case.submitted", case_code=data.case_code)
-    return await _write(intake, request, response, Item(service.submit, {
+    return await _write(intake, request, Item(service.submit, {
         "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/cases/{case_code}/events", status_code=201, response_model=EventResult,
              responses=PROBLEMS, summary="Record what happened to a case")
 async def record_event(
-    case_code: CaseCode, data: EventCreate, intake: IntakeDep, response: Response,
-    principal: CounterDep, request: Request, idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+    case_code: CaseCode, data: EventCreate, intake: IntakeDep, principal: CounterDep,
+    request: Request, idempotency_key: IdempotencyKey = None,
+) -> Response:
     note = Note(actor(request, principal), f"case.{data.type}", case_code=case_code)
-    return await _write(intake, request, response, Item(service.record, {
+    return await _write(intake, request, Item(service.record, {
         "case_code": case_code, "data": data, "idempotency_key": idempotency_key,
         "scope": _scope(principal)}, note))
 
