@@ -162,6 +162,27 @@ class BusContract:
         assert sum(ends.values()) == len(records)
 
     @sync
+    async def test_a_publish_bigger_than_a_record_batch_keeps_each_keys_order(
+        self, env: BusEnv
+    ) -> None:
+        # 4,000 records of 1 KB: each partition's share fills several of the producer's
+        # 256 KB record batches.
+        topic = env.topic("bulk")
+        keys = [f"000.00.20.H56-261126-{i:04d}".encode() for i in range(4)]
+        records = [Record(topic, k, b"%s#%04d." % (k, n) + b"x" * 1000)
+                   for n in range(1000) for k in keys]
+        async with env.started() as bus:
+            await bus.ensure_topics([topic])
+            await bus.publish(records)
+            async with consuming(bus, env.group("g"), [topic]) as consumer:
+                got = await take(consumer, len(records), max_records=1000)
+        every = list(range(PARTITIONS))
+        for k in keys:
+            mine = [m for m in got if m.key == k]
+            assert {m.partition for m in mine} == {DefaultPartitioner()(k, every, every)}, k
+            assert [m.value for m in mine] == [r.value for r in records if r.key == k]
+
+    @sync
     async def test_a_topic_created_after_the_consumer_starts_is_read(self, env: BusEnv) -> None:
         # A service's consumer may start while another process is still creating a topic;
         # it must not wait for a periodic metadata refresh (minutes) to read it.
