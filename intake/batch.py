@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -58,34 +59,41 @@ def _insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
 def _copy(raw: Any, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
     columns = list(rows[0])
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    # JSON columns take their text; everything else psycopg dumps by its Python type.
-    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
     binary = _binary_types(table, tuple(columns))
-    with closing(raw.cursor()) as cur, cur.copy(
-            f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN"
-            f"{' (FORMAT BINARY)' if binary else ''}") as copy:
-        if binary:
-            copy.set_types(binary)
-        write = copy.write_row
-        for row in rows:
-            line = list(values(row))
-            for i in json_at:
-                line[i] = orjson.dumps(line[i]).decode()
-            write(line)
+    with closing(raw.cursor()) as cur:
+        if binary is not None:
+            # psycopg dumps each value by its column's type; JSON with orjson, as below.
+            set_json_dumps(orjson.dumps, context=cur)
+            with cur.copy(f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN "
+                          "(FORMAT BINARY)") as copy:
+                copy.set_types(binary)
+                write = copy.write_row
+                for row in rows:
+                    write(values(row))
+            return
+        # JSON columns take their text; everything else psycopg dumps by its Python type.
+        json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+        with cur.copy(f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            write = copy.write_row
+            for row in rows:
+                line = list(values(row))
+                for i in json_at:
+                    line[i] = orjson.dumps(line[i]).decode()
+                write(line)
 
 
 # Column types whose binary COPY form psycopg writes from the Python value as it is. In the
-# binary format a bytea is copied, not escaped to hex: the outbox's rows went in 4 times
-# cheaper (docs/benchmarks.md). Subclasses before their bases.
+# binary format a bytea is copied, not escaped to hex (the outbox's rows went in 4 times
+# cheaper), and nothing is formatted as text to be parsed again (docs/benchmarks.md).
+# Subclasses before their bases.
 _BINARY = ((UTCDateTime, "timestamptz"), (LargeBinary, "bytea"), (Boolean, "bool"),
            (BigInteger, "int8"), (Integer, "int4"), (Date, "date"), (String, "varchar"),
-           (AutoString, "varchar"))
+           (AutoString, "varchar"), (JSON, "json"))
 
 
 @cache
 def _binary_types(table: Table, columns: tuple[str, ...]) -> list[str] | None:
-    """The columns' types for a binary COPY, or None if one is not of a kind above (JSON,
-    whose text intake has already made, goes in the text format)."""
+    """The columns' types for a binary COPY, or None if one is not of a kind above."""
     types = []
     for name in columns:
         kind = table.c[name].type
