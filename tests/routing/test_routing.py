@@ -165,11 +165,15 @@ def test_overdue_is_raised_exactly_once_across_restarts(
     clock.now = datetime(2026, 3, 3, 23, 0, tzinfo=VN)  # the due date itself: not yet overdue
     scans_after(kafka_stack, 2)
     assert overdue_notices(kafka_stack, early) == []
-
-    clock.now = datetime(2026, 3, 4, 0, 30, tzinfo=VN)
+    # Paused on its due date, and routing has heard of it before that date ends. (Posted after
+    # midnight instead, a scan could fall between intake's commit and routing reading the
+    # pause: intake would then refuse routing's notice, rightly, as the case is paused.)
     r = kafka_stack.client.post(f"/v1/cases/{paused}/events", json=event_body(
         "supplement_requested", reason="Thiếu bản sao", occurred_at="2026-03-03T10:00:00+07:00"))
     assert r.status_code == 201
+    kafka_stack.settled()
+
+    clock.now = datetime(2026, 3, 4, 0, 30, tzinfo=VN)
     scans_after(kafka_stack, 2)
     (notice,) = overdue_notices(kafka_stack, early)
     assert notice["source"] == "/motcua/routing" and notice["details"] == {"due_date": "2026-03-03"}
