@@ -181,8 +181,8 @@ class Relay:
             raw, pg = driver(conn)
             if not pg:
                 return list(conn.execute(select(t).order_by(t.c.id).limit(self._batch)))
-            # Through the driver, as plain tuples: SQLAlchemy's row processing was a third of
-            # the relay's work per event (docs/benchmarks.md).
+            # Through the driver: SQLAlchemy's row processing was a third of the relay's work
+            # per event (docs/benchmarks.md).
             with contextlib.closing(raw.cursor(row_factory=namedtuple_row)) as cur:
                 cur.execute(f"SELECT {_COLUMNS} FROM {t.name} ORDER BY id LIMIT %s",
                             (self._batch,))

@@ -47,7 +47,6 @@ class KafkaBus:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
-            partitioner=self._partitioner,
             max_batch_size=256 * 1024,
             compression_type="lz4" if _has_lz4() else None,
             request_timeout_ms=15000,
@@ -94,15 +93,14 @@ class KafkaBus:
             if every is None:
                 every = partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
             tp = (r.topic, self._partitioner(r.key, every, every))
-            batch = filling.get(tp)
-            if batch is None:
-                batch = filling[tp] = producer.create_batch()
-            if batch.append(key=r.key, value=r.value, timestamp=None,
-                            headers=list(r.headers)) is None:
-                # Full: this one goes, the record starts the partition's next batch.
+            batch = filling.get(tp) or producer.create_batch()
+            # Full: that batch goes, and the record starts the partition's next one (an empty
+            # batch takes any record).
+            while batch.append(key=r.key, value=r.value, timestamp=None,
+                               headers=list(r.headers)) is None:
                 sent.append(await producer.send_batch(batch, tp[0], partition=tp[1]))
-                batch = filling[tp] = producer.create_batch()
-                batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers))
+                batch = producer.create_batch()
+            filling[tp] = batch
         for (topic, partition), batch in filling.items():
             sent.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
