@@ -41,27 +41,32 @@ def case_events(n_cases: int, *, seed: int = 1, start: date = date(2025, 1, 1),
             field_code=proc.field_code, channel=Channel.ONLINE if online else Channel.COUNTER,
             online_level=OnlineLevel.PARTIAL if online else None, return_by_post=False,
             processing_days=proc.processing_days, fee_vnd=proc.fee_vnd, due_date=at.date(),
-        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=at)
+        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), sequence=1,
+        time=at)
         t = at + timedelta(hours=1)
         yield new_envelope(Transferred(
             case_code=code, occurred_at=t, status=4, from_office=agency.code,
             to_office=agency.parent or agency.code, method=TransferMethod.ELECTRONIC,
-        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=t)
+        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), sequence=2,
+        time=t)
         t += timedelta(hours=2)
         yield new_envelope(Paid(
             case_code=code, occurred_at=t, status=4, amount=max(proc.fee_vnd, 1000),
             method=PaymentMethod.ONLINE if rng.random() < 0.4 else PaymentMethod.COUNTER,
-        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=t)
+        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), sequence=3,
+        time=t)
         t += timedelta(days=rng.randrange(1, 10))
         yield new_envelope(Resolved(
             case_code=code, occurred_at=t, status=9, result_digitised=rng.random() < 0.6,
             on_time=rng.random() < 0.95, resolution_days=rng.randrange(0, 20),
-        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=t)
+        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), sequence=4,
+        time=t)
         t += timedelta(days=1)
         yield new_envelope(Returned(
             case_code=code, occurred_at=t, status=10,
             method=ReturnMethod.POST if rng.random() < 0.2 else ReturnMethod.COUNTER,
-        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), time=t)
+        ), source="/bench", event_id=str(uuid.UUID(int=rng.getrandbits(128))), sequence=5,
+        time=t)
 
 
 def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
@@ -79,7 +84,8 @@ def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
     cat = Catalogue.load()
     gen = LoadGenerator(cat, province=province, seed=seed)
     days = max(1, -(-n_cases // cases_per_day))
-    cases: dict[str, tuple[str, int, date, int]] = {}  # key -> (code, status, received, days)
+    # key -> (code, status, received, days allowed, events so far: the subject sequence)
+    cases: dict[str, tuple[str, int, date, int, int]] = {}
     seq = 0
     for req in gen.requests(start=start, days=days, cases_per_day=cases_per_day):
         body = req.body
@@ -91,7 +97,7 @@ def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
             seq += 1
             agency, proc = cat.agencies[body["agency_code"]], cat.procedures[body["procedure_code"]]
             code = f"{agency.code}-{at:%y%m%d}-{seq % 1_000_000:06d}"
-            cases[req.case_key] = (code, 2, at.date(), proc.processing_days)
+            cases[req.case_key] = (code, 2, at.date(), proc.processing_days, 1)
             level = body["online_level"]
             yield new_envelope(CaseReceived(
                 case_code=code, occurred_at=at, status=2, agency_code=agency.code,
@@ -102,16 +108,16 @@ def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
                 online_level=OnlineLevel(level) if level else None,
                 return_by_post=body["return_by_post"], processing_days=proc.processing_days,
                 fee_vnd=proc.fee_vnd, due_date=at.date() + timedelta(days=proc.processing_days),
-            ), source="/bench", event_id=eid, time=at)
+            ), source="/bench", event_id=eid, time=at, sequence=1)
             continue
         if req.case_key not in cases:
             continue
-        code, status, received, allowed = cases[req.case_key]
+        code, status, received, allowed, n = cases[req.case_key]
         kind = body["type"]
         after = next_status(kind, status)
         if after is None:
             continue
-        cases[req.case_key] = (code, after, received, allowed)
+        cases[req.case_key] = (code, after, received, allowed, n + 1)
         extra = {k: v for k, v in body.items() if k not in ("type", "event_id", "occurred_at")}
         if kind == "resolved":
             taken = (at.date() - received).days
@@ -119,4 +125,4 @@ def realistic_events(n_cases: int, *, seed: int = 1, province: str = "H56",
         elif kind == "supplement_received":
             extra["due_date"] = at.date() + timedelta(days=allowed)
         payload = PAYLOADS[kind](case_code=code, occurred_at=at, status=after, **extra)
-        yield new_envelope(payload, source="/bench", event_id=eid, time=at)
+        yield new_envelope(payload, source="/bench", event_id=eid, time=at, sequence=n + 1)

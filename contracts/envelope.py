@@ -28,6 +28,12 @@ class Envelope(BaseModel, Generic[P]):
     time: AwareDatetime = Field(description="When the producer recorded the event.")
     datacontenttype: Literal["application/json"] = "application/json"
     dataversion: int = Field(ge=1, description="Version of the payload schema (extension).")
+    subjectsequence: int | None = Field(
+        default=None, ge=1, strict=True,
+        description="The event's place in its subject's history, from 1 (extension): a case's "
+        "events carry 1, 2, 3, … in the order intake recorded them. A consumer that remembers "
+        "the last one it applied recognises a redelivered event without storing its id. Absent "
+        "on catalogue and client events, and on case events recorded before it existed.")
     data: SerializeAsAny[P]
 
     @property
@@ -36,7 +42,8 @@ class Envelope(BaseModel, Generic[P]):
 
 
 def new_envelope(
-    data: P, *, source: str, event_id: str | None = None, time: datetime | None = None
+    data: P, *, source: str, event_id: str | None = None, time: datetime | None = None,
+    sequence: int | None = None,
 ) -> "Envelope[P]":
     return Envelope(
         id=event_id or str(uuid.uuid4()),
@@ -45,5 +52,6 @@ def new_envelope(
         subject=data.key(),
         time=time or datetime.now(UTC),
         dataversion=data.VERSION,
+        subjectsequence=sequence,
         data=data,
     )

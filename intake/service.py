@@ -638,7 +638,7 @@ def _append(
          "occurred_at": payload.occurred_at, "recorded_at": now, "source": source,
          "status_after": payload.status or 0, "details": payload.details(),
          "fingerprint": fingerprint, "response": response},
-        new_envelope(payload, source=deps.source, event_id=event_id, time=now),
+        new_envelope(payload, source=deps.source, event_id=event_id, time=now, sequence=seq),
     )
 
 

@@ -47,7 +47,7 @@ class MetricsComponent:
         self.consumer = ConsumerRunner(
             bus=bus, engine=self.engine, tracking=models.TRACKING,
             spec=ConsumerSpec(group_id="metrics", topics=[CASES_TOPIC], handle=apply_batch,
-                              after_commit=self._observe),
+                              deduplicates=True, after_commit=self._observe),
             batch_size=settings.consumer_batch_size, poll_ms=settings.consumer_poll_ms,
             topic_prefix=settings.topic_prefix,
         )

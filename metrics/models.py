@@ -32,6 +32,9 @@ class ProjectedCase(SQLModel, table=True):
     result_digitised: bool = False
     overdue: bool = False
     status: int = 2
+    # The last subject sequence applied; None for a case projected before sequences (its
+    # events are deduplicated by id, metrics_processed_events, until one with a sequence).
+    sequence: int | None = None
 
 
 class Counter(SQLModel, table=True):

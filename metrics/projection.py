@@ -30,6 +30,7 @@ from contracts import (
     Transferred,
 )
 from metrics import projection_sql
+from metrics.models import TRACKING
 from metrics.periods import LIVE, local_date, periods_of
 
 CLOSED = frozenset({3, 7, 8, 9, 10})
@@ -45,18 +46,18 @@ class CaseFacts:
     __slots__ = (
         "agency_code", "case_code", "channel", "district_code", "field_code", "online_level",
         "overdue", "procedure_code", "province_code", "received_at", "resolved_on",
-        "result_digitised", "scopes", "status", "transfers", "transfers_electronic",
+        "result_digitised", "scopes", "sequence", "status", "transfers", "transfers_electronic",
     )
     # The columns the projection changes after receipt, in projection_sql's order.
     MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised",
-               "overdue", "status")
+               "overdue", "status", "sequence")
 
     def __init__(
         self, *, case_code: str, agency_code: str, province_code: str, district_code: str | None,
         field_code: str, procedure_code: str, channel: str, online_level: str | None,
         received_at: datetime, transfers: int = 0, transfers_electronic: int = 0,
         resolved_on: date | None = None, result_digitised: bool = False, overdue: bool = False,
-        status: int = 2,
+        status: int = 2, sequence: int | None = None,
     ) -> None:
         self.case_code = case_code
         self.agency_code = agency_code
@@ -73,11 +74,12 @@ class CaseFacts:
         self.result_digitised = result_digitised
         self.overdue = overdue
         self.status = status
+        self.sequence = sequence
         self.scopes = scopes_of(self)
 
-    def mutable(self) -> tuple[object, ...]:
+    def mutable(self) -> tuple[int, int, date | None, bool, bool, int, int | None]:
         return (self.transfers, self.transfers_electronic, self.resolved_on,
-                self.result_digitised, self.overdue, self.status)
+                self.result_digitised, self.overdue, self.status, self.sequence)
 
 
 def scopes_of(case: CaseFacts) -> tuple[str, ...]:
@@ -128,25 +130,66 @@ class Delta:
         return out
 
 
-def apply_batch(session: Session, events: list[Envelope]) -> None:
+def apply_batch(session: Session, events: list[Envelope]) -> int:
+    """The live consumer's handler: folds and writes a batch, returns how many of its events
+    were new (the rest were redeliveries, recognised by fold_batch)."""
     projection_sql.relax_commit(session)
-    write_totals(session, fold_batch(session, events).tally)
+    delta, applied = fold_batch(session, events)
+    write_totals(session, delta.tally)
+    return applied
 
 
-def fold_batch(session: Session, events: list[Envelope]) -> Delta:
-    """Apply a batch to the cases it touches (stored) and return its counter increments
-    (not yet written: the live consumer writes them at once, a rebuild gathers many)."""
+def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
+    """Apply a batch to the cases it touches (stored) and return its counter increments (not
+    yet written: the live consumer writes them at once, a rebuild gathers many) and how many
+    events were new.
+
+    A redelivered event (a producer retry, an outbox relay that crashed before deleting, a
+    rewound consumer) is recognised by its case's last applied subject sequence: one integer
+    on a row the batch reads and writes anyway, where an id table grows by a row an event and
+    cost a B-tree insert each (docs/benchmarks.md). Events without a sequence, and those of a
+    case projected before sequences existed, are checked against the processed ids instead.
+    """
     codes = list({e.subject for e in events})
     cases = projection_sql.load_cases(session, codes)
     before = {code: case.mutable() for code, case in cases.items()}
+    by_id = _needing_id_check(events, cases)
+    new_ids = TRACKING.claim_new(session, by_id) if by_id else set()
+    by_id_set = set(by_id)
     delta = Delta()
+    applied = 0
     for env in events:
+        seq = env.subjectsequence
+        if env.id in by_id_set:
+            if env.id not in new_ids:
+                continue
+            new_ids.discard(env.id)  # the same envelope twice in one batch: applied once
+        elif seq is not None:
+            known = cases.get(env.subject)
+            if known is not None and known.sequence is not None and seq <= known.sequence:
+                continue
         apply_event(env.data, cases, delta)
+        applied += 1
+        case = cases.get(env.subject)
+        if case is not None and seq is not None and (case.sequence or 0) < seq:
+            case.sequence = seq
     added = [c for code, c in cases.items() if code not in before]
     changed = [cases[code] for code, was in before.items() if cases[code].mutable() != was]
     projection_sql.insert_cases(session, added)
     projection_sql.update_cases(session, changed)
-    return delta
+    return delta, applied
+
+
+def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> list[str]:
+    """Ids of the events a case sequence cannot vouch for: those without a sequence, and those
+    of a case that has none (projected before sequences, or received without one). A case
+    this batch receives counts as sequenced if its receipt carries a sequence."""
+    sequenced = {code: case.sequence is not None for code, case in cases.items()}
+    for env in events:
+        if env.subject not in sequenced and isinstance(env.data, CaseReceived):
+            sequenced[env.subject] = env.subjectsequence is not None
+    return [env.id for env in events
+            if env.subjectsequence is None or not sequenced.get(env.subject, True)]
 
 
 def apply_event(event: CaseEvent, cases: dict[str, CaseFacts], delta: Delta) -> None:

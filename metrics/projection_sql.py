@@ -26,10 +26,11 @@ CASES = ProjectedCase.__tablename__
 COUNTERS = Counter.__tablename__
 _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_code",
            "procedure_code", "channel", "online_level", "received_at", "transfers",
-           "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status")
+           "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status",
+           "sequence")
 _SCRATCH = "metrics_counter_delta"
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
-            "status")
+            "status", "sequence")
 
 
 def _driver(session: Session) -> tuple[Any, bool]:
@@ -110,15 +111,14 @@ def update_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
     if not cases:
         return
     raw, pg = _driver(session)
-    rows = [(c.transfers, c.transfers_electronic, c.resolved_on, c.result_digitised, c.overdue,
-             c.status, c.case_code) for c in cases]
+    rows = [(*c.mutable(), c.case_code) for c in cases]
     with closing(raw.cursor()) as cur:
         if pg:
             sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
             cur.execute(
                 f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
-                f"%s::bool[], %s::bool[], %s::int[], %s::text[]) AS u({', '.join(_MUTABLE)}, "
-                f"case_code) WHERE c.case_code = u.case_code",
+                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::text[]) "
+                f"AS u({', '.join(_MUTABLE)}, case_code) WHERE c.case_code = u.case_code",
                 [list(col) for col in zip(*rows, strict=True)],
             )
         else:

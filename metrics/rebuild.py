@@ -181,16 +181,10 @@ def _empty(session: Session, live_group: str) -> None:
 
 def _apply(session: Session, envelopes: list[Envelope], report: RebuildReport,
            counters: _Counters) -> None:
-    new_ids = models.TRACKING.claim_new(session, (e.id for e in envelopes))
-    fresh = []
-    for e in envelopes:
-        if e.id in new_ids:
-            new_ids.discard(e.id)
-            fresh.append(e)
-    report.duplicates += len(envelopes) - len(fresh)
-    report.applied += len(fresh)
-    if fresh:
-        counters.add(session, fold_batch(session, fresh))
+    delta, applied = fold_batch(session, envelopes)
+    report.duplicates += len(envelopes) - applied
+    report.applied += applied
+    counters.add(session, delta)
 
 
 def _count(session: Session, table: Any) -> int:

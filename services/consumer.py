@@ -1,5 +1,6 @@
 """The one shape of every consumer: fetch a batch, apply it in one database transaction together
-with the positions and processed event ids, commit, then acknowledge to the bus.
+with the positions and processed event ids (or the handler's own record of what it applied),
+commit, then acknowledge to the bus.
 
 A record this build cannot decode goes to the dead-letter topic and the partition moves on. A
 record of a newer event version than this build knows is not bad, only early: the partition is
@@ -28,7 +29,9 @@ from services.tracking import Tracking
 log = logging.getLogger(__name__)
 
 # Applies the new (never seen) events of a batch; runs in a worker thread inside the transaction.
-BatchHandler = Callable[[Session, list[Envelope]], None]
+# A handler that recognises redeliveries itself (ConsumerSpec.deduplicates) is given every
+# event of the batch and returns how many it applied.
+BatchHandler = Callable[[Session, list[Envelope]], int | None]
 
 
 @dataclass
@@ -89,6 +92,9 @@ class ConsumerSpec:
     group_id: str
     topics: Sequence[str]
     handle: BatchHandler
+    # True: the handler recognises redelivered events by state it keeps anyway (the metrics
+    # projection: each case's last subject sequence), so no processed id is stored for them.
+    deduplicates: bool = False
     # Runs in the event loop after the transaction committed, with the batch's events.
     after_commit: Callable[[list[Envelope]], None] | None = None
 
@@ -253,6 +259,10 @@ class ConsumerRunner:
 
     def _apply(self, envelopes: list[Envelope], offsets: dict[TopicPartition, int]) -> int:
         with transaction(self._engine) as session:
+            if self._spec.deduplicates:
+                applied = self._spec.handle(session, envelopes)
+                self._tracking.save_positions(session, self.group_id, offsets)
+                return len(envelopes) if applied is None else applied
             new_ids = self._tracking.claim_new(session, (e.id for e in envelopes))
             fresh: list[Envelope] = []
             for e in envelopes:

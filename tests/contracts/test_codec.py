@@ -52,6 +52,16 @@ def test_round_trip(cls: type[CaseEvent]) -> None:
     }
 
 
+def test_the_subject_sequence_travels_and_is_left_out_when_absent() -> None:
+    bare = make_envelope(CaseRefused)
+    numbered = bare.model_copy(update={"subjectsequence": 7})
+    # Absent, not null: an event without one encodes to the bytes it always did.
+    assert "subjectsequence" not in orjson.loads(encode(bare)[1])
+    assert orjson.loads(encode(numbered)[1])["subjectsequence"] == 7
+    assert decode(encode(numbered)[1]).subjectsequence == 7
+    assert decode(encode(bare)[1]).subjectsequence is None
+
+
 def test_vietnamese_text_is_kept_as_utf8() -> None:
     envelope = make_envelope(CaseRefused)
     _key, value, _headers = encode(envelope)
@@ -104,6 +114,8 @@ def _without(raw: Raw, key: str) -> Raw:
         pytest.param(dumps({**wire(), "dataversion": 1.0}), id="dataversion-float"),
         pytest.param(dumps(_without(wire(), "id")), id="missing-id"),
         pytest.param(dumps({**wire(), "time": "2025-07-02T09:31:05"}), id="naive-time"),
+        pytest.param(dumps({**wire(), "subjectsequence": 0}), id="subjectsequence-0"),
+        pytest.param(dumps({**wire(), "subjectsequence": "2"}), id="subjectsequence-string"),
     ],
 )
 def test_undecodable(value: bytes) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from contracts import CASES_TOPIC
+from contracts import CASES_TOPIC, decode
 from intake import service
 from intake.app import MIGRATIONS
 from intake.audit import Actor, Note
@@ -81,6 +81,19 @@ def published(engine: Engine) -> int:
                                 .where(OUTBOX.table.c.topic == CASES_TOPIC)).scalar_one())
 
 
+def sequences(engine: Engine) -> dict[str, list[tuple[int | None, str]]]:
+    """Per case, the (subject sequence, event id) of each case event in the outbox, in the
+    order the relay publishes them."""
+    out: dict[str, list[tuple[int | None, str]]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(select(OUTBOX.table.c.value).where(OUTBOX.table.c.topic == CASES_TOPIC)
+                            .order_by(OUTBOX.table.c.id)).scalars()
+        for value in rows:
+            env = decode(value)
+            out.setdefault(env.subject, []).append((env.subjectsequence, env.id))
+    return out
+
+
 def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
     engine: Engine, deps: IntakeDeps
 ) -> None:
@@ -117,6 +130,9 @@ def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
     assert count(engine, Case.__table__) == 3  # type: ignore[attr-defined]
     assert count(engine, CaseEventRecord.__table__) == 4  # type: ignore[attr-defined]
     assert published(engine) == 4
+    # Each case's events numbered from 1; the retry (2) and the refusals took no number.
+    assert {c: [n for n, _ in evs] for c, evs in sequences(engine).items()} == {
+        code: [1, 2], out[0][0]["case_code"]: [1], out[7][0]["case_code"]: [1]}  # type: ignore[index]
     with engine.connect() as conn:
         audited = conn.execute(select(AuditEntry.status).order_by(AuditEntry.id)).scalars()
         # One row per audited item, refusals included, in the batch's transaction.
@@ -146,6 +162,12 @@ def test_two_events_on_one_case_in_one_batch_apply_in_order(
                                     "resolved"]
     assert [s for s, _ in seqs] == [1, 2, 3, 4]
     assert row.event_count == 4 and row.status == 9
+    # What goes on the log carries the same numbers as the history, event for event.
+    with engine.connect() as conn:
+        history = conn.execute(select(CaseEventRecord.seq, CaseEventRecord.event_id)
+                               .where(CaseEventRecord.case_code == code)
+                               .order_by(CaseEventRecord.seq)).all()
+    assert sequences(engine)[code] == [tuple(r) for r in history]
     assert row.pauses == [["2026-03-03", "2026-03-03"]]
 
 

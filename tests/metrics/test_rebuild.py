@@ -117,7 +117,10 @@ def test_rebuild_from_kafka_into_postgres_equals_the_live_projection(
                                  batch_size=100, chunk_events=150, flush_counters=50))
     assert snapshot(engine, group) == live
     assert report.read == report.total == sum(p[2] for p in live["positions"])
-    assert report.applied == len(live["metrics_processed_events"])
+    # Every record of this log is a distinct event; the ids stored are those of the events
+    # without a subject sequence (the overdue notices posted straight onto the log).
+    assert report.applied == report.read and report.duplicates == 0
+    assert 0 < len(live["metrics_processed_events"]) < report.applied
     assert seen == sorted(seen) and seen[-1] == report.read and len(seen) > 1
     engine.dispose()
 
