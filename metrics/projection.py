@@ -153,6 +153,7 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
     codes = list({e.subject for e in events})
     cases = projection_sql.load_cases(session, codes)
     before = {code: case.mutable() for code, case in cases.items()}
+    loaded = {code: case.sequence for code, case in cases.items()}
     by_id = _needing_id_check(events, cases)
     new_ids = TRACKING.claim_new(session, by_id) if by_id else set()
     by_id_set = set(by_id)
@@ -174,9 +175,10 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
         if case is not None and seq is not None and (case.sequence or 0) < seq:
             case.sequence = seq
     added = [c for code, c in cases.items() if code not in before]
-    changed = [cases[code] for code, was in before.items() if cases[code].mutable() != was]
+    changed = [code for code, was in before.items() if cases[code].mutable() != was]
     projection_sql.insert_cases(session, added)
-    projection_sql.update_cases(session, changed)
+    projection_sql.update_cases(session, [cases[code] for code in changed],
+                                [loaded[code] for code in changed])
     return delta, applied
 
 

@@ -12,11 +12,13 @@ from contextlib import closing
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import Column
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from metrics.models import Counter, ProjectedCase
+from services.consumer import RetryBatch
 from services.db import driver, pg_text_array
 
 if TYPE_CHECKING:
@@ -96,10 +98,15 @@ def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
     with closing(raw.cursor()) as cur:
         if pg:
             # COPY: psycopg formats rows in C; an array parameter is dumped element by element
-            # in Python. A case already there fails the batch, as a plain INSERT would.
-            with cur.copy(f"COPY {CASES} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            # in Python. A case already there fails the batch, as a plain INSERT would: another
+            # consumer received it meanwhile (the retry finds it and skips the receipt).
+            try:
+                with cur.copy(f"COPY {CASES} ({cols}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except psycopg.errors.UniqueViolation as exc:
+                raise RetryBatch(f"a case this batch receives was projected meanwhile: {exc}") \
+                    from exc
         else:
             bind = _sqlite_binders(session.get_bind().dialect)
             marks = ",".join("?" * len(_LOADED))
@@ -107,26 +114,36 @@ def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
                             [tuple(b(v) for b, v in zip(bind, r, strict=True)) for r in rows])
 
 
-def update_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
+def update_cases(session: Session, cases: "Sequence[CaseFacts]",
+                 loaded: Sequence[int | None]) -> None:
+    """Write the cases' new state, each only if its sequence is still the one `loaded` (read
+    by this batch): the subject sequence is what makes a redelivery a no-op, so a batch must
+    not overwrite a case another consumer advanced meanwhile (RetryBatch)."""
     if not cases:
         return
     raw, pg = _driver(session)
-    rows = [(*c.mutable(), c.case_code) for c in cases]
+    rows = [(*c.mutable(), seq, c.case_code) for c, seq in zip(cases, loaded, strict=True)]
     with closing(raw.cursor()) as cur:
         if pg:
+            # Another transaction's update of a row makes this one wait, then re-check the
+            # condition against the committed row: changed, the row is not updated.
             sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
             cur.execute(
                 f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
-                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::text[]) "
-                f"AS u({', '.join(_MUTABLE)}, case_code) WHERE c.case_code = u.case_code",
+                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::int[], %s::text[]) "
+                f"AS u({', '.join(_MUTABLE)}, loaded, case_code) "
+                "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded",
                 [list(col) for col in zip(*rows, strict=True)],
             )
         else:
             sets = ", ".join(f"{c} = ?" for c in _MUTABLE)
             cur.executemany(
-                f"UPDATE {CASES} SET {sets} WHERE case_code = ?",
+                f"UPDATE {CASES} SET {sets} WHERE sequence IS ? AND case_code = ?",
                 [(t, te, d.isoformat() if d else None, *rest) for t, te, d, *rest in rows],
             )
+        if cur.rowcount != len(rows):
+            raise RetryBatch(f"{len(rows) - cur.rowcount} of the cases this batch changes were "
+                             "changed meanwhile")
 
 
 def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]]) -> None:

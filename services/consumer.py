@@ -72,6 +72,12 @@ class ConsumerStalled(Exception):
     pass
 
 
+class RetryBatch(Exception):
+    """The batch met another consumer's write to the same state: for a moment during a
+    rebalance two consumers may hold one partition, the old one finishing its batch. Rolled
+    back and applied again, the batch then sees that write and skips what it applied."""
+
+
 def check_stall(lag: dict[TopicPartition, int], parked: dict[TopicPartition, int],
                 since: float | None, now: float, limit: float, group_id: str) -> float | None:
     """After an empty fetch: since when records have been waiting (None if none wait), or
@@ -250,8 +256,9 @@ class ConsumerRunner:
         while not stop.is_set():
             try:
                 return await asyncio.to_thread(self._apply, envelopes, offsets)
-            except OperationalError as exc:  # database restarting or locked: retriable
-                log.warning("consumer %s: database error, retrying: %s", self.group_id, exc)
+            # The database restarting or locked, or another consumer's write: retriable.
+            except (OperationalError, RetryBatch) as exc:
+                log.warning("consumer %s: applying the batch again: %s", self.group_id, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 10)

@@ -2,7 +2,10 @@
 case's subject sequence when it carries one (no processed id stored), by its id when it does
 not, and by its id for a case projected before sequences existed, until that case adopts one."""
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from contracts.types import Channel, OnlineLevel, PaymentMethod, TransferMethod
 from metrics.app import MIGRATIONS
 from metrics.models import TRACKING, ProjectedCase
 from metrics.projection import apply_batch
+from services.consumer import RetryBatch
 from services.db import make_engine, transaction
 from services.migrations import upgrade
 
@@ -133,3 +137,64 @@ def test_a_sequenced_event_of_a_case_never_received_here_is_ignored(engine: Engi
     other = "000.00.20.H56-260303-0002"
     assert apply(engine, [transferred(2, other), transferred(2, other), received(1)]) == 3
     assert counters(engine) == {"received": 1, "received_online": 1, "received_full": 1}
+
+
+@pytest.mark.parametrize("receipt", [True, False], ids=["with-a-receipt", "updates-only"])
+def test_two_consumers_applying_one_batch_at_once_count_it_once(
+    engine: Engine, receipt: bool
+) -> None:
+    """During a rebalance the partition's old owner may still be applying a batch when the new
+    owner reads it from the stored positions: the second to commit must find the first's work
+    (a case it would receive already there, a case whose sequence moved) and apply nothing."""
+    other = "000.00.20.H56-260303-0002"
+    assert apply(engine, [received(1)]) == 1
+    batch = [received(1, other)] * receipt + [transferred(2), paid(3), resolved(4)]
+    holding, release = threading.Event(), threading.Event()
+    retries: list[str] = []
+
+    def first() -> None:
+        with transaction(engine) as session:
+            assert apply_batch(session, batch) == len(batch)
+            holding.set()
+            release.wait(30)
+
+    def second() -> int:
+        while True:
+            try:
+                return apply(engine, batch)
+            except RetryBatch as exc:  # what the consumer runner retries
+                retries.append(str(exc))
+
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(first)
+        assert holding.wait(30)
+        b = pool.submit(second)
+        wait_until_blocked(engine)
+        release.set()
+        a.result(30)
+        assert b.result(30) == 0
+    received_twice = {"received": 2, "received_online": 2, "received_full": 2}
+    assert counters(engine) == {**EXPECTED, **(received_twice if receipt else {})}
+    assert stored(engine) == (4, 0)
+    # PostgreSQL lets the second read and fold before it waits on the first's rows: it rolls
+    # back and applies again. SQLite serialises writers: the second only begins after.
+    assert bool(retries) == (engine.dialect.name == "postgresql")
+
+
+def wait_until_blocked(engine: Engine) -> None:
+    """Until another session waits on a lock (PostgreSQL), or a moment (SQLite, whose second
+    writer waits to begin)."""
+    if engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 30
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one()
+            if waiting:
+                return
+            conn.rollback()
+            time.sleep(0.02)
+    raise AssertionError("the second transaction never waited on the first")

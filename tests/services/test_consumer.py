@@ -20,7 +20,13 @@ from contracts.types import TransferMethod
 from services.bus.base import Bus, Record, TopicPartition
 from services.bus.embedded import EmbeddedBus
 from services.bus.kafka import KafkaBus
-from services.consumer import ConsumerRunner, ConsumerSpec, ConsumerStalled, check_stall
+from services.consumer import (
+    ConsumerRunner,
+    ConsumerSpec,
+    ConsumerStalled,
+    RetryBatch,
+    check_stall,
+)
 from services.db import make_engine
 from services.tracking import Tracking
 from tests.faults.upgraded import knows_next_version
@@ -209,6 +215,40 @@ async def test_republished_event_is_applied_once(env: RunnerEnv) -> None:
     assert on_case_1 == [e.id for e in a]
     assert runner.stats.duplicates == 3
     assert runner.stats.dead_lettered == 0
+
+
+@sync
+async def test_a_batch_that_met_another_consumers_write_is_applied_again(env: RunnerEnv) -> None:
+    """A handler that recognises redeliveries itself stores no processed ids; when it meets
+    another consumer's write (RetryBatch) the transaction rolls back, with what the handler
+    wrote, and the batch is applied again by the same consumer, not a restarted one."""
+    db = env.make_projection()
+    events = [transferred(case_code(1), n) for n in range(3)]
+    calls: list[int] = []
+
+    def handle(session: Session, envelopes: list[Envelope]) -> int:
+        db.handle(session, envelopes)
+        calls.append(len(envelopes))
+        if len(calls) == 1:
+            raise RetryBatch("a case this batch changes was changed meanwhile")
+        return len(envelopes)
+
+    async with env.bus.started() as bus:
+        await bus.ensure_topics([env.topic, env.dead_letter_topic])
+        await bus.publish([record(env.topic, e) for e in events])
+        runner = ConsumerRunner(
+            bus=bus, engine=db.engine, tracking=db.tracking,
+            spec=ConsumerSpec(group_id=GROUP, topics=[CASES_TOPIC], handle=handle,
+                              deduplicates=True),
+            batch_size=100, poll_ms=50, topic_prefix=env.bus.prefix)
+        await run_until(runner, lambda: runner.stats.consumed == 3)
+
+    assert db.applied_ids() == [e.id for e in events]  # the first attempt left nothing
+    assert calls[0] > 0 and sum(calls[1:]) == 3
+    assert (runner.stats.applied, runner.stats.duplicates, runner.stats.restarts) == (3, 0, 0)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(db.tracking.processed)).all() == []
+    assert sum(db.positions(runner.group_id).values()) == 3
 
 
 @sync
