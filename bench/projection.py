@@ -126,7 +126,9 @@ def run(cases: int, batch: int, kind: str = "realistic") -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=40_000)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int,
+                        default=MetricsSettings.model_fields["consumer_batch_size"].default,
+                        help="the consumer's batch size (default: the service's)")
     parser.add_argument("--events", choices=("realistic", "synthetic"), default="realistic")
     args = parser.parse_args()
     r = run(args.cases, args.batch, args.events)

@@ -11,37 +11,18 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, date
-from functools import cache
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_dumps
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Connection,
-    Date,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    bindparam,
-    insert,
-    select,
-    text,
-    update,
-)
-from sqlmodel.sql.sqltypes import AutoString
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from contracts import CASES_TOPIC, Envelope
 from intake.codes import format_case_code
 from intake.models import OUTBOX, Applicant, AuditEntry, Case, CaseEventRecord
 from intake.state import COLUMNS, CaseState
 from registry.store import CatalogueStore
-from services.db import UTCDateTime, driver, pg_text_array
+from services.db import UTCDateTime, binary_types, copy_binary, driver, pg_text_array
 from services.errors import Conflict
 from services.security.scopes import AgencyTree
 
@@ -57,38 +38,10 @@ def _insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def _copy(raw: Any, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
-    """COPY `rows` in the binary format: a bytea is copied, not escaped to hex (the outbox's
-    rows went in 4 times cheaper), and nothing is formatted as text for the server to parse
-    again (docs/benchmarks.md). psycopg dumps each value by its column's type, JSON with
-    orjson."""
-    columns = list(rows[0])
+    columns = tuple(rows[0])
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    with closing(raw.cursor()) as cur:
-        set_json_dumps(orjson.dumps, context=cur)
-        with cur.copy(f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN "
-                      "(FORMAT BINARY)") as copy:
-            copy.set_types(_binary_types(table, tuple(columns)))
-            write = copy.write_row
-            for row in rows:
-                write(values(row))
-
-
-# The PostgreSQL type of each kind of column intake copies into. Subclasses before their bases.
-_BINARY = ((UTCDateTime, "timestamptz"), (LargeBinary, "bytea"), (Boolean, "bool"),
-           (BigInteger, "int8"), (Integer, "int4"), (Date, "date"), (String, "varchar"),
-           (AutoString, "varchar"), (JSON, "json"))
-
-
-@cache
-def _binary_types(table: Table, columns: tuple[str, ...]) -> list[str]:
-    types = []
-    for name in columns:
-        kind = table.c[name].type
-        found = next((pg for cls, pg in _BINARY if isinstance(kind, cls)), None)
-        if found is None:
-            raise TypeError(f"{table.name}.{name}: no binary COPY type for {kind!r}")
-        types.append(found)
-    return types
+    copy_binary(raw, into or table.name, columns, binary_types(table, columns),
+                (values(row) for row in rows))
 
 
 def _utc(row: dict[str, Any]) -> dict[str, Any]:

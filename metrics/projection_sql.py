@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from metrics.models import Counter, ProjectedCase
 from services.consumer import RetryBatch
-from services.db import driver, pg_text_array
+from services.db import binary_types, copy_binary, driver, pg_text_array
 
 if TYPE_CHECKING:
     from metrics.projection import CaseFacts
@@ -33,6 +33,13 @@ _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_
 _SCRATCH = "metrics_counter_delta"
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
             "status", "sequence")
+_CASE_TYPES = binary_types(ProjectedCase.__table__, _LOADED)  # type: ignore[attr-defined]
+# The scratch table of changed cases: the new values, the sequence the batch read, the code.
+_CHANGED = "metrics_cases_changed"
+_CHANGED_NAMES = (*_MUTABLE, "loaded", "case_code")
+_CHANGED_TYPES = ("int4", "int4", "date", "bool", "bool", "int4", "int4", "int4", "text")
+_CHANGED_COLUMNS = ", ".join(f"{n} {t}" for n, t in zip(_CHANGED_NAMES, _CHANGED_TYPES,
+                                                         strict=True))
 
 
 def _driver(session: Session) -> tuple[Any, bool]:
@@ -94,24 +101,21 @@ def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
         return
     raw, pg = _driver(session)
     rows = [tuple(getattr(c, name) for name in _LOADED) for c in cases]
+    if pg:
+        # A case already there fails the batch, as a plain INSERT would: another consumer
+        # received it meanwhile (the retry finds it and skips the receipt).
+        try:
+            copy_binary(raw, CASES, _LOADED, _CASE_TYPES, rows)
+        except psycopg.errors.UniqueViolation as exc:
+            raise RetryBatch(f"a case this batch receives was projected meanwhile: {exc}") \
+                from exc
+        return
     cols = ", ".join(_LOADED)
+    bind = _sqlite_binders(session.get_bind().dialect)
+    marks = ",".join("?" * len(_LOADED))
     with closing(raw.cursor()) as cur:
-        if pg:
-            # COPY: psycopg formats rows in C; an array parameter is dumped element by element
-            # in Python. A case already there fails the batch, as a plain INSERT would: another
-            # consumer received it meanwhile (the retry finds it and skips the receipt).
-            try:
-                with cur.copy(f"COPY {CASES} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-            except psycopg.errors.UniqueViolation as exc:
-                raise RetryBatch(f"a case this batch receives was projected meanwhile: {exc}") \
-                    from exc
-        else:
-            bind = _sqlite_binders(session.get_bind().dialect)
-            marks = ",".join("?" * len(_LOADED))
-            cur.executemany(f"INSERT INTO {CASES} ({cols}) VALUES ({marks})",
-                            [tuple(b(v) for b, v in zip(bind, r, strict=True)) for r in rows])
+        cur.executemany(f"INSERT INTO {CASES} ({cols}) VALUES ({marks})",
+                        [tuple(b(v) for b, v in zip(bind, r, strict=True)) for r in rows])
 
 
 def update_cases(session: Session, cases: "Sequence[CaseFacts]",
@@ -125,25 +129,28 @@ def update_cases(session: Session, cases: "Sequence[CaseFacts]",
     rows = [(*c.mutable(), seq, c.case_code) for c, seq in zip(cases, loaded, strict=True)]
     with closing(raw.cursor()) as cur:
         if pg:
-            # Another transaction's update of a row makes this one wait, then re-check the
-            # condition against the committed row: changed, the row is not updated.
+            # COPY into a scratch table, then one UPDATE … FROM it: arrays as parameters are
+            # dumped element by element in Python. Another transaction's update of a row
+            # makes this one wait, then re-check the condition against the committed row:
+            # changed, the row is not updated.
+            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_CHANGED} ({_CHANGED_COLUMNS})")
+            copy_binary(raw, _CHANGED, _CHANGED_NAMES, _CHANGED_TYPES, rows)
             sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
             cur.execute(
-                f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
-                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::int[], %s::text[]) "
-                f"AS u({', '.join(_MUTABLE)}, loaded, case_code) "
-                "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded",
-                [list(col) for col in zip(*rows, strict=True)],
-            )
+                f"UPDATE {CASES} AS c SET {sets} FROM {_CHANGED} AS u "
+                "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded")
+            updated = cur.rowcount
+            cur.execute(f"TRUNCATE {_CHANGED}")  # nothing vacuums a temporary table
         else:
             sets = ", ".join(f"{c} = ?" for c in _MUTABLE)
             cur.executemany(
                 f"UPDATE {CASES} SET {sets} WHERE sequence IS ? AND case_code = ?",
                 [(t, te, d.isoformat() if d else None, *rest) for t, te, d, *rest in rows],
             )
-        if cur.rowcount != len(rows):
-            raise RetryBatch(f"{len(rows) - cur.rowcount} of the cases this batch changes were "
-                             "changed meanwhile")
+            updated = cur.rowcount
+    if updated != len(rows):
+        raise RetryBatch(f"{len(rows) - updated} of the cases this batch changes were changed "
+                         "meanwhile")
 
 
 def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]]) -> None:
@@ -158,9 +165,8 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
             # and cannot deadlock.
             cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (name text, scope text, "
                         "period text, value bigint)")
-            with cur.copy(f"COPY {_SCRATCH} (name, scope, period, value) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            copy_binary(raw, _SCRATCH, ("name", "scope", "period", "value"),
+                        ("text", "text", "text", "int8"), rows)
             cur.execute(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) "
                 f"SELECT name, scope, period, value FROM {_SCRATCH} ORDER BY 1, 2, 3 "

@@ -1,15 +1,33 @@
 """Database engine and sessions (SQLite for the embedded default, PostgreSQL to scale)."""
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+import orjson
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
+from sqlmodel.sql.sqltypes import AutoString
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -90,6 +108,41 @@ def driver(conn: Connection) -> tuple[Any, bool]:
 
 # The unit separator: cannot be typed into a counter's form, and is checked for anyway.
 _SEP = "\x1f"
+
+
+def copy_binary(raw: Any, target: str, columns: Sequence[str], types: Sequence[str],
+                rows: Iterable[Sequence[Any]]) -> None:
+    """COPY `rows` into `target` (PostgreSQL) in the binary format: a bytea is copied, not
+    escaped to hex (intake's outbox rows went in 4 times cheaper), and nothing is formatted as
+    text for the server to parse again (docs/benchmarks.md). psycopg dumps each value by the
+    PostgreSQL type named for its column in `types`, JSON with orjson."""
+    with closing(raw.cursor()) as cur:
+        set_json_dumps(orjson.dumps, context=cur)
+        with cur.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(types))
+            write = copy.write_row
+            for row in rows:
+                write(row)
+
+
+# The PostgreSQL type of each kind of column copied in. Subclasses before their bases.
+_BINARY = ((UTCDateTime, "timestamptz"), (LargeBinary, "bytea"), (Boolean, "bool"),
+           (BigInteger, "int8"), (Integer, "int4"), (Date, "date"), (String, "varchar"),
+           (AutoString, "varchar"), (JSON, "json"))
+
+
+@cache
+def binary_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    """The binary COPY type of each of `table`'s `columns`; a TypeError for a column type
+    without one (a slower text path would hide it)."""
+    types = []
+    for name in columns:
+        kind = table.c[name].type
+        found = next((pg for cls, pg in _BINARY if isinstance(kind, cls)), None)
+        if found is None:
+            raise TypeError(f"{table.name}.{name}: no binary COPY type for {kind!r}")
+        types.append(found)
+    return types
 
 
 def pg_text_array(values: list[str]) -> tuple[str, Any]:
