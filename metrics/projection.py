@@ -52,8 +52,9 @@ class CaseFacts:
     MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised",
                "overdue", "status", "sequence")
 
+    # Positionally in projection_sql._LOADED's order: a stored row becomes a case in one call.
     def __init__(
-        self, *, case_code: str, agency_code: str, province_code: str, district_code: str | None,
+        self, case_code: str, agency_code: str, province_code: str, district_code: str | None,
         field_code: str, procedure_code: str, channel: str, online_level: str | None,
         received_at: datetime, transfers: int = 0, transfers_electronic: int = 0,
         resolved_on: date | None = None, result_digitised: bool = False, overdue: bool = False,
@@ -75,7 +76,8 @@ class CaseFacts:
         self.overdue = overdue
         self.status = status
         self.sequence = sequence
-        self.scopes = scopes_of(self)
+        self.scopes = _scopes(province_code, agency_code, field_code, procedure_code,
+                              district_code)
 
     def mutable(self) -> tuple[int, int, date | None, bool, bool, int, int | None]:
         return (self.transfers, self.transfers_electronic, self.resolved_on,
@@ -83,17 +85,21 @@ class CaseFacts:
 
 
 def scopes_of(case: CaseFacts) -> tuple[str, ...]:
-    scopes = [
-        "all",
-        f"province:{case.province_code}",
-        f"agency:{case.agency_code}",
-        f"field:{case.field_code}",
-        f"procedure:{case.procedure_code}",
-    ]
-    if case.district_code:
-        scopes.append(f"district:{case.district_code}")
+    return _scopes(case.province_code, case.agency_code, case.field_code, case.procedure_code,
+                   case.district_code)
+
+
+# Cached: cases of one agency and procedure share one tuple of scopes, built once (every case
+# a batch reads was building its seven strings again).
+@lru_cache(maxsize=65_536)
+def _scopes(province: str, agency: str, field: str, procedure: str,
+            district: str | None) -> tuple[str, ...]:
+    scopes = ["all", f"province:{province}", f"agency:{agency}", f"field:{field}",
+              f"procedure:{procedure}"]
+    if district:
+        scopes.append(f"district:{district}")
     # A field within a province: the plans set targets there (satisfaction in land, …).
-    scopes.append(f"province-field:{case.province_code}/{case.field_code}")
+    scopes.append(f"province-field:{province}/{field}")
     return tuple(scopes)
 
 

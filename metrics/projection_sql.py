@@ -10,6 +10,7 @@ the driver's executemany. The tables are metrics.models' ProjectedCase and Count
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import date
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -33,13 +34,8 @@ _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_
 _SCRATCH = "metrics_counter_delta"
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
             "status", "sequence")
+_loaded = attrgetter(*_LOADED)
 _CASE_TYPES = binary_types(ProjectedCase.__table__, _LOADED)  # type: ignore[attr-defined]
-# The scratch table of changed cases: the new values, the sequence the batch read, the code.
-_CHANGED = "metrics_cases_changed"
-_CHANGED_NAMES = (*_MUTABLE, "loaded", "case_code")
-_CHANGED_TYPES = ("int4", "int4", "date", "bool", "bool", "int4", "int4", "int4", "text")
-_CHANGED_COLUMNS = ", ".join(f"{n} {t}" for n, t in zip(_CHANGED_NAMES, _CHANGED_TYPES,
-                                                         strict=True))
 
 
 def _driver(session: Session) -> tuple[Any, bool]:
@@ -82,16 +78,18 @@ def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]"
                 marks = ",".join("?" * len(chunk))
                 cur.execute(f"SELECT {cols} FROM {CASES} WHERE case_code IN ({marks})", chunk)
                 rows.extend(cur.fetchall())
+    if pg:
+        # Positionally: rows come in _LOADED's order, CaseFacts' keyword order.
+        return {row[0]: CaseFacts(*row) for row in rows}
     out = {}
     for row in rows:
         values = dict(zip(_LOADED, row, strict=True))
-        if not pg:
-            # SQLite keeps dates as text and booleans as integers; received_at is never read
-            # back by the projection (only inserted), so it may stay text here.
-            if values["resolved_on"] is not None:
-                values["resolved_on"] = date.fromisoformat(values["resolved_on"])
-            values["result_digitised"] = bool(values["result_digitised"])
-            values["overdue"] = bool(values["overdue"])
+        # SQLite keeps dates as text and booleans as integers; received_at is never read back
+        # by the projection (only inserted), so it may stay text here.
+        if values["resolved_on"] is not None:
+            values["resolved_on"] = date.fromisoformat(values["resolved_on"])
+        values["result_digitised"] = bool(values["result_digitised"])
+        values["overdue"] = bool(values["overdue"])
         out[values["case_code"]] = CaseFacts(**values)
     return out
 
@@ -100,7 +98,7 @@ def insert_cases(session: Session, cases: "Sequence[CaseFacts]") -> None:
     if not cases:
         return
     raw, pg = _driver(session)
-    rows = [tuple(getattr(c, name) for name in _LOADED) for c in cases]
+    rows = [_loaded(c) for c in cases]
     if pg:
         # A case already there fails the batch, as a plain INSERT would: another consumer
         # received it meanwhile (the retry finds it and skips the receipt).
@@ -129,18 +127,21 @@ def update_cases(session: Session, cases: "Sequence[CaseFacts]",
     rows = [(*c.mutable(), seq, c.case_code) for c, seq in zip(cases, loaded, strict=True)]
     with closing(raw.cursor()) as cur:
         if pg:
-            # COPY into a scratch table, then one UPDATE … FROM it: arrays as parameters are
-            # dumped element by element in Python. Another transaction's update of a row
+            # Arrays through unnest, not COPY into a scratch table and UPDATE … FROM it: that
+            # cost less CPU, but in the rebuild's one long transaction each chunk's update
+            # took longer than the last (4 → 18 µs an event over two million events), where
+            # this stays flat (docs/benchmarks.md). Another transaction's update of a row
             # makes this one wait, then re-check the condition against the committed row:
             # changed, the row is not updated.
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_CHANGED} ({_CHANGED_COLUMNS})")
-            copy_binary(raw, _CHANGED, _CHANGED_NAMES, _CHANGED_TYPES, rows)
             sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
             cur.execute(
-                f"UPDATE {CASES} AS c SET {sets} FROM {_CHANGED} AS u "
-                "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded")
+                f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
+                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::int[], %s::text[]) "
+                f"AS u({', '.join(_MUTABLE)}, loaded, case_code) "
+                "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded",
+                [list(col) for col in zip(*rows, strict=True)],
+            )
             updated = cur.rowcount
-            cur.execute(f"TRUNCATE {_CHANGED}")  # nothing vacuums a temporary table
         else:
             sets = ", ".join(f"{c} = ?" for c in _MUTABLE)
             cur.executemany(

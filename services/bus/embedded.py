@@ -246,8 +246,7 @@ class EmbeddedBus:
             ).all()
         return [
             Message(
-                topic=r.topic,
-                partition=r.partition,
+                tp=tp,
                 offset=r.offset,
                 key=r.key,
                 value=r.value,

@@ -218,12 +218,12 @@ class KafkaConsumer:
         if self._listener.error is not None:
             raise RuntimeError("loading the stored positions failed") from self._listener.error
         out: list[Message] = []
-        for tp, records in batches.items():
+        for kafka_tp, records in batches.items():
+            tp = TopicPartition(kafka_tp.topic, kafka_tp.partition)
             for r in records:
                 out.append(
                     Message(
-                        topic=tp.topic,
-                        partition=tp.partition,
+                        tp=tp,
                         offset=r.offset,
                         key=r.key,
                         value=r.value or b"",
