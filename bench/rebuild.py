@@ -6,7 +6,7 @@ The log is `motcua.loadgen` traffic (bench.synthetic.realistic_events). Each siz
 topic and database; the rebuild runs as the real command in its own process, so its memory is
 its own. The goal is 10 million events in 5 minutes: sizes this machine cannot afford in one
 run are extrapolated from the largest size measured, and the JSON says so.
-Run: .venv/bin/python -m bench.rebuild [--sizes 100000 400000]
+Run: .venv/bin/python -m bench.rebuild [--sizes 100000 400000] [--log PREFIX]
 """
 
 import argparse
@@ -18,11 +18,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from bench.common import ROOT, peak_rss_mb, save
 from bench.projection import KAFKA, bare_consumer, fresh_database, produce
 from contracts import CASES_TOPIC
+from services.bus.kafka import KafkaBus
 from services.runtime import tune_gc
 
 GOAL_EVENTS = 10_000_000
@@ -54,14 +56,29 @@ def rebuild_once(prefix: str, batch: int) -> dict[str, Any]:
             "events_per_s": records / seconds, "peak_rss_mb": rss, "summary": out.strip()}
 
 
-def run(sizes: list[int], batch: int) -> dict[str, Any]:
+async def log_size(prefix: str) -> int:
+    bus = KafkaBus(KAFKA)
+    await bus.start()
+    try:
+        return sum((await bus.end_offsets([prefix + CASES_TOPIC])).values())
+    finally:
+        await bus.close()
+
+
+def run(sizes: list[int], batch: int, logs: Sequence[str] = ()) -> dict[str, Any]:
     result: dict[str, Any] = {"batch_size": batch, "sizes": {}}
     tune_gc()  # the baseline as the rebuild command's process runs (motcua metrics rebuild)
-    for cases in sizes:
-        prefix = f"rebuild{uuid.uuid4().hex[:6]}."
-        t = time.perf_counter()
-        events = asyncio.run(produce(prefix, cases))
-        print(f"{events} events produced in {time.perf_counter() - t:.0f}s", file=sys.stderr)
+    todo: list[int | str] = [*sizes, *logs]
+    for cases_or_log in todo:
+        if isinstance(cases_or_log, str):
+            # A log an earlier run produced (producing ten million events takes ten minutes).
+            prefix, events = cases_or_log, asyncio.run(log_size(cases_or_log))
+            print(f"{events} events in {prefix}{CASES_TOPIC}", file=sys.stderr)
+        else:
+            prefix = f"rebuild{uuid.uuid4().hex[:6]}."
+            t = time.perf_counter()
+            events = asyncio.run(produce(prefix, cases_or_log))
+            print(f"{events} events produced in {time.perf_counter() - t:.0f}s", file=sys.stderr)
         bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, events))
         ours = rebuild_once(prefix, batch)
         ours.update(events=events, bare_consumer_events_per_s=bare,
@@ -88,9 +105,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[25_000, 100_000],
                         help="cases in the log (about 4.4 events each)")
     parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--log", nargs="*", default=[], metavar="PREFIX",
+                        help="also rebuild the case log an earlier run left under this topic "
+                        "prefix (e.g. rebuild1a2b3c.)")
     parser.add_argument("--name", default="rebuild", help="bench/results/<name>.json")
     args = parser.parse_args()
-    r = run(args.sizes, args.batch)
+    r = run([] if args.log and args.sizes == parser.get_default("sizes") else args.sizes,
+            args.batch, args.log)
     how = "extrapolated from" if r["ten_million_extrapolated"] else "measured at"
     print(f"rebuild {r['events_per_s']:.0f} events/s ({how} {r['largest_events']} events): "
           f"10M events in {r['ten_million_seconds'] / 60:.1f} min; ratio to the bare consumer "
