@@ -8,8 +8,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from services.db import make_engine
+from services.migrations import upgrade
 from tests.harness import Stack, StackFactory, start_stack
 
 
@@ -64,6 +67,20 @@ def make_pg_database(pg_admin_url: str) -> Iterator[Callable[[], str]]:
     yield make
     for url in created:
         drop_pg_database(url)
+
+
+def migrated_engine(request: pytest.FixtureRequest, tmp_path: Path, *, service: str,
+                    migrations: Path) -> Iterator[Engine]:
+    """For an engine fixture parametrized ["sqlite", "postgres"]: a file database or a fresh
+    PostgreSQL one, with `service`'s migrations applied; disposed afterwards."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("make_pg_database")()
+    else:
+        url = f"sqlite:///{tmp_path / f'{service}.db'}"
+    engine = make_engine(url)
+    upgrade(engine, service=service, script_location=migrations)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

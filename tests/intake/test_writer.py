@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlmodel import col
 
 from contracts import CASES_TOPIC, decode
 from intake import service
@@ -25,9 +26,9 @@ from intake.service import IntakeDeps
 from intake.writer import GroupWriter, Item, write_batch
 from registry.calendar import WorkingCalendar, default_calendar_dir
 from registry.catalogue import Catalogue
-from services.db import make_engine, transaction
+from services.db import transaction
 from services.errors import Conflict, MotcuaError, NotFound, Unavailable, ValidationFailed
-from services.migrations import upgrade
+from tests.conftest import migrated_engine
 from tests.intake.domain import Clock
 
 NOW = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội, a Tuesday
@@ -37,14 +38,7 @@ ACTOR = Actor(client_id="counter-1", kind="counter", request_id="r-1", client_ip
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url = request.getfixturevalue("make_pg_database")()
-    else:
-        url = f"sqlite:///{tmp_path / 'intake.db'}"
-    engine = make_engine(url)
-    upgrade(engine, service="intake", script_location=MIGRATIONS)
-    yield engine
-    engine.dispose()
+    yield from migrated_engine(request, tmp_path, service="intake", migrations=MIGRATIONS)
 
 
 @pytest.fixture
@@ -164,9 +158,9 @@ def test_two_events_on_one_case_in_one_batch_apply_in_order(
     assert row.event_count == 4 and row.status == 9
     # What goes on the log carries the same numbers as the history, event for event.
     with engine.connect() as conn:
-        history = conn.execute(select(CaseEventRecord.seq, CaseEventRecord.event_id)
-                               .where(CaseEventRecord.case_code == code)
-                               .order_by(CaseEventRecord.seq)).all()
+        history = conn.execute(select(col(CaseEventRecord.seq), col(CaseEventRecord.event_id))
+                               .where(col(CaseEventRecord.case_code) == code)
+                               .order_by(col(CaseEventRecord.seq))).all()
     assert sequences(engine)[code] == [tuple(r) for r in history]
     assert row.pauses == [["2026-03-03", "2026-03-03"]]
 

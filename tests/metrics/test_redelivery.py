@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlmodel import col
 
 from contracts import CaseReceived, Envelope, Paid, Resolved, Transferred, new_envelope
 from contracts.types import Channel, OnlineLevel, PaymentMethod, TransferMethod
@@ -18,8 +19,8 @@ from metrics.app import MIGRATIONS
 from metrics.models import TRACKING, ProjectedCase
 from metrics.projection import apply_batch
 from services.consumer import RetryBatch
-from services.db import make_engine, transaction
-from services.migrations import upgrade
+from services.db import transaction
+from tests.conftest import migrated_engine
 
 CODE = "000.00.20.H56-260303-0001"
 AT = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội: day 2026-03-03
@@ -27,14 +28,7 @@ AT = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội: day 2026-03-0
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgres":
-        url = request.getfixturevalue("make_pg_database")()
-    else:
-        url = f"sqlite:///{tmp_path / 'metrics.db'}"
-    engine = make_engine(url)
-    upgrade(engine, service="metrics", script_location=MIGRATIONS)
-    yield engine
-    engine.dispose()
+    yield from migrated_engine(request, tmp_path, service="metrics", migrations=MIGRATIONS)
 
 
 def received(seq: int | None, code: str = CODE) -> Envelope:
@@ -80,8 +74,8 @@ def counters(engine: Engine) -> dict[str, int]:
 def stored(engine: Engine) -> tuple[int | None, int]:
     """(the case's last applied sequence, how many processed ids are stored)."""
     with engine.connect() as conn:
-        seq = conn.execute(select(ProjectedCase.sequence)
-                           .where(ProjectedCase.case_code == CODE)).scalar_one()
+        seq = conn.execute(select(col(ProjectedCase.sequence))
+                           .where(col(ProjectedCase.case_code) == CODE)).scalar_one()
         ids = conn.execute(select(func.count()).select_from(TRACKING.processed)).scalar_one()
     return seq, int(ids)
 
