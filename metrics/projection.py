@@ -48,9 +48,6 @@ class CaseFacts:
         "overdue", "procedure_code", "province_code", "received_at", "resolved_on",
         "result_digitised", "scopes", "sequence", "status", "transfers", "transfers_electronic",
     )
-    # The columns the projection changes after receipt, in projection_sql's order.
-    MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised",
-               "overdue", "status", "sequence")
 
     # Positionally in projection_sql._LOADED's order: a stored row becomes a case in one call.
     def __init__(
@@ -80,13 +77,9 @@ class CaseFacts:
                               district_code)
 
     def mutable(self) -> tuple[int, int, date | None, bool, bool, int, int | None]:
+        """What the projection changes after receipt, in projection_sql._MUTABLE's order."""
         return (self.transfers, self.transfers_electronic, self.resolved_on,
                 self.result_digitised, self.overdue, self.status, self.sequence)
-
-
-def scopes_of(case: CaseFacts) -> tuple[str, ...]:
-    return _scopes(case.province_code, case.agency_code, case.field_code, case.procedure_code,
-                   case.district_code)
 
 
 # Cached: cases of one agency and procedure share one tuple of scopes, built once (every case
@@ -161,13 +154,13 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
     before = {code: case.mutable() for code, case in cases.items()}
     loaded = {code: case.sequence for code, case in cases.items()}
     by_id = _needing_id_check(events, cases)
-    new_ids = TRACKING.claim_new(session, by_id) if by_id else set()
-    by_id_set = set(by_id)
+    # Sorted: two consumers claiming the same ids take their locks in one order.
+    new_ids = TRACKING.claim_new(session, sorted(by_id)) if by_id else set()
     delta = Delta()
     applied = 0
     for env in events:
         seq = env.subjectsequence
-        if env.id in by_id_set:
+        if env.id in by_id:
             if env.id not in new_ids:
                 continue
             new_ids.discard(env.id)  # the same envelope twice in one batch: applied once
@@ -188,7 +181,7 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
     return delta, applied
 
 
-def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> list[str]:
+def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> set[str]:
     """Ids of the events a case sequence cannot vouch for: those without a sequence, and those
     of a case that has none (projected before sequences, or received without one). A case
     this batch receives counts as sequenced if its receipt carries a sequence."""
@@ -196,8 +189,8 @@ def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> li
     for env in events:
         if env.subject not in sequenced and isinstance(env.data, CaseReceived):
             sequenced[env.subject] = env.subjectsequence is not None
-    return [env.id for env in events
-            if env.subjectsequence is None or not sequenced.get(env.subject, True)]
+    return {env.id for env in events
+            if env.subjectsequence is None or not sequenced.get(env.subject, True)}
 
 
 def apply_event(event: CaseEvent, cases: dict[str, CaseFacts], delta: Delta) -> None:

@@ -266,21 +266,25 @@ class ConsumerRunner:
 
     def _apply(self, envelopes: list[Envelope], offsets: dict[TopicPartition, int]) -> int:
         with transaction(self._engine) as session:
-            if self._spec.deduplicates:
-                applied = self._spec.handle(session, envelopes)
-                self._tracking.save_positions(session, self.group_id, offsets)
-                return len(envelopes) if applied is None else applied
-            new_ids = self._tracking.claim_new(session, (e.id for e in envelopes))
-            fresh: list[Envelope] = []
-            for e in envelopes:
-                if e.id in new_ids:
-                    # One batch may hold the same envelope twice (a republish): apply it once.
-                    new_ids.discard(e.id)
-                    fresh.append(e)
-            if fresh:
-                self._spec.handle(session, fresh)
+            applied = self._apply_new(session, envelopes)
             self._tracking.save_positions(session, self.group_id, offsets)
-            return len(fresh)
+            return applied
+
+    def _apply_new(self, session: Session, envelopes: list[Envelope]) -> int:
+        """Apply the envelopes not applied before; how many that was."""
+        if self._spec.deduplicates:
+            applied = self._spec.handle(session, envelopes)
+            return len(envelopes) if applied is None else applied
+        new_ids = self._tracking.claim_new(session, (e.id for e in envelopes))
+        fresh: list[Envelope] = []
+        for e in envelopes:
+            if e.id in new_ids:
+                # One batch may hold the same envelope twice (a republish): apply it once.
+                new_ids.discard(e.id)
+                fresh.append(e)
+        if fresh:
+            self._spec.handle(session, fresh)
+        return len(fresh)
 
     def _dead_letter(self, m: Message, exc: DecodeError) -> Record:
         log.error("dead-lettering %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
