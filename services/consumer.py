@@ -149,7 +149,13 @@ class ConsumerRunner:
             return {tp: stored.get(tp, 0) for tp in tps}
 
         consumer = self._bus.consumer(group_id=self.group_id, topics=topics, load_positions=load)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            # Half started (the broker went away between bootstrap and subscribe): its client
+            # and connections are closed before the supervisor starts the next one.
+            await consumer.stop()
+            raise
         self.stats.running = True
         # The next batch is fetched and decoded while this one is in the database: decoding is
         # CPU in the event loop, the database work mostly waiting on the server

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # assignment until then: 5 minutes by default.
 METADATA_MAX_AGE_MS = 30_000
 TOPICS_READY_TIMEOUT_S = 30.0
+# aiokafka's stop() first lets the group coordinator finish its work, and around a broker restart
+# that work (finding the coordinator, rejoining) can retry without end (aio-libs/aiokafka#659):
+# seen as a consumer that never came back after a broker restart, its runner waiting on stop().
+STOP_TIMEOUT_S = 10.0
 
 
 class KafkaBus:
@@ -183,6 +187,8 @@ class KafkaConsumer:
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
             **(connection or {}),
         )
+        self._group_id = group_id
+        self.stop_timeout_s = STOP_TIMEOUT_S
         self._topics = list(topics)
         self._listener = _SeekToStored(self._consumer, load_positions)
 
@@ -211,7 +217,30 @@ class KafkaConsumer:
             await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        try:
+            await asyncio.wait_for(self._consumer.stop(), self.stop_timeout_s)
+        except TimeoutError:
+            log.warning("consumer %s did not stop in %.0fs; closing it without leaving the group",
+                        self._group_id, self.stop_timeout_s)
+            await self._abandon()
+
+    async def _abandon(self) -> None:
+        """Close what stop() did not reach. Its cancelled wait cancelled the coordination task;
+        the heartbeat must stop too, or this member would keep its partitions in the group
+        while the runner's next consumer waits for them."""
+        consumer: Any = self._consumer  # aiokafka keeps these private; stop() is the public way
+        steps = []
+        if consumer._coordinator is not None:
+            steps += [consumer._coordinator._stop_heartbeat_task,
+                      consumer._coordinator._stop_commit_offsets_refresh_task]
+        if consumer._fetcher is not None:
+            steps.append(consumer._fetcher.close)
+        steps.append(consumer._client.close)
+        for step in steps:
+            try:
+                await asyncio.wait_for(step(), self.stop_timeout_s)
+            except Exception:
+                log.exception("closing an abandoned consumer: %s failed", step.__qualname__)
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> list[Message]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

@@ -3,9 +3,11 @@ touches the shared instances other test runs use (scripts/kafka.sh and scripts/p
 other ports, data under this session's temporary directories; stopped and removed at the end).
 """
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +43,31 @@ class Infra:
 
     def kafka_start(self) -> None:
         self._script("kafka.sh", "start", self.kafka_env)
+
+    @contextlib.contextmanager
+    def kafka_frozen(self) -> Iterator[None]:
+        """The broker alive but answering nothing (SIGSTOP): connections stay open, requests
+        wait for their timeouts, as with a broker stuck in a long GC pause or a dead network."""
+        pid = self._kafka_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def _kafka_pid(self) -> int:
+        # The pid file may name setsid's pid (kafka.sh resolves the JVM the same way).
+        config = str(Path(self.kafka_env["KAFKA_RUN_DIR"]) / "server.properties")
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"kafka.Kafka" in argv and config.encode() in argv:
+                return int(proc.name)
+        raise AssertionError(f"no broker process runs {config}")
 
     def postgres_restart(self) -> None:
         self._script("postgres.sh", "restart", self.pg_env)
