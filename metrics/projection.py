@@ -132,7 +132,7 @@ class Delta:
 def apply_batch(session: Session, events: list[Envelope]) -> int:
     """The live consumer's handler: folds and writes a batch, returns how many of its events
     were new (the rest were redeliveries, recognised by fold_batch)."""
-    projection_sql.relax_commit(session)
+    projection_sql.tune_transaction(session)
     delta, applied = fold_batch(session, events)
     write_totals(session, delta.tally)
     return applied

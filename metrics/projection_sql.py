@@ -43,19 +43,28 @@ def _driver(session: Session) -> tuple[Any, bool]:
     return driver(session.connection())
 
 
-def relax_commit(session: Session) -> None:
-    """Commit this transaction without waiting for its WAL flush (PostgreSQL).
+def tune_transaction(session: Session) -> None:
+    """Settings for the rest of this transaction (PostgreSQL), in one round trip.
 
-    Safe for a projection only: the consumer's positions commit in the same transaction, so a
-    database crash that loses the last few hundred milliseconds of commits loses the positions
-    with the counters, and the consumer reads those events again from the log (the database's
-    positions win over the group's offsets). Never for intake, whose outbox rows may already be
-    published by then.
+    Commit without waiting for the WAL flush: safe for a projection only. The consumer's
+    positions commit in the same transaction, so a database crash that loses the last few
+    hundred milliseconds of commits loses the positions with the counters, and the consumer
+    reads those events again from the log (the database's positions win over the group's
+    offsets). Never for intake, whose outbox rows may already be published by then.
+
+    Read cases by their key whatever the statistics say. Every lookup here is by key, a few
+    thousand keys against a table that grows by the million; but statistics lag behind (a
+    new or restored database until autovacuum analyses it, and a rebuild, which empties and
+    refills the tables in one transaction, throughout): the planner then read a batch's cases
+    by scanning the whole table, each batch slower than the last (docs/benchmarks.md). A
+    scratch table has no index, so it is still scanned; but at the cost that setting gives a
+    scan, PostgreSQL would compile the statement (JIT), 90 ms each: off as well.
     """
     raw, pg = _driver(session)
     if pg:
         with closing(raw.cursor()) as cur:
-            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute("SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off; "
+                        "SET LOCAL jit = off")
 
 
 def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]":

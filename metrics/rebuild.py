@@ -133,8 +133,9 @@ async def _replay(
     chunks = 0
     try:
         with Session(engine) as session, session.begin():
-            projection_sql.relax_commit(session)
+            # Emptied first: deleting every row is the one whole-table scan it wants.
             _empty(session, live_group)
+            projection_sql.tune_transaction(session)
             reached = {tp: 0 for tp in ends}
             chunk: list[Envelope] = []
             counters = _Counters(flush_counters)
