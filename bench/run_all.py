@@ -28,7 +28,7 @@ BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
 PLAN: dict[str, tuple[str, list[str]]] = {
     "intake_http": ("intake_http", ["--seconds", "10", "--connections", "64"]),
     "intake_scaleout": ("intake_scaleout", ["--processes", "2", "--seconds", "10"]),
-    "projection": ("projection", ["--cases", "20000", "--batch", "5000"]),
+    "projection": ("projection", ["--cases", "20000"]),
     "freshness": ("freshness", ["--rate", "1000", "--seconds", "30"]),
     "freshness_sustained": ("freshness", ["--rate", "100", "--seconds", "30", "--name",
                                           "freshness_sustained"]),

@@ -50,7 +50,7 @@ class ServiceSettings(BaseSettings):
     )
     topic_partitions: int = shared("topic_partitions", 6, "Partitions for created topics.", ge=1)
     consumer_batch_size: int = shared(
-        "consumer_batch_size", 5000,
+        "consumer_batch_size", 10_000,
         "Max messages per batch (a bigger batch folds more facts into each counter row).", ge=1)
     consumer_poll_ms: int = shared("consumer_poll_ms", 200, "Max wait for a batch, ms.", ge=1)
     embedded_bus_url: str | None = shared(
