@@ -239,6 +239,11 @@ class KafkaConsumer:
         for step in steps:
             try:
                 await asyncio.wait_for(step(), self.stop_timeout_s)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # this stop was cancelled itself (the process is shutting down)
+                # A task the step awaited was cancelled: it is closed, which is the point.
             except Exception:
                 log.exception("closing an abandoned consumer: %s failed", step.__qualname__)
 
