@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Single-node Apache Kafka broker (KRaft, combined broker+controller) for dev/tests.
 #
-#   scripts/kafka.sh start|stop|status|restart|kill
+#   scripts/kafka.sh start|stop|status|restart|kill|pid
 #
 # - jars: org.apache.kafka:kafka_2.13 (see scripts/kafka/pom.xml), fetched once with
 #   Maven into .local/kafka/libs (skipped when already there for the same pom.xml)
@@ -17,6 +17,7 @@
 #   Metadata v0 request over bash /dev/tcp), then prints KAFKA_BOOTSTRAP_SERVERS=...
 # - kill = SIGKILL (for fault-injection tests); stop = SIGTERM (controlled shutdown)
 # - status exits 0 when running, 3 when not.
+# - pid prints the broker JVM's pid (the pid file may name setsid's), for fault injection.
 set -euo pipefail
 SCRIPT_TAG=kafka
 . "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
@@ -329,5 +330,6 @@ case "${1:-}" in
         esac
         ;;
     status) cmd_status ;;
-    *) echo "usage: $0 {start|stop|status|restart|kill}" >&2; exit 2 ;;
+    pid) find_pid || die "not running" ;;   # the broker JVM's pid (for fault injection)
+    *) echo "usage: $0 {start|stop|status|restart|kill|pid}" >&2; exit 2 ;;
 esac

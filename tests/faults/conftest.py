@@ -56,18 +56,12 @@ class Infra:
             os.kill(pid, signal.SIGCONT)
 
     def _kafka_pid(self) -> int:
-        # The pid file may name setsid's pid (kafka.sh resolves the JVM the same way).
-        config = str(Path(self.kafka_env["KAFKA_RUN_DIR"]) / "server.properties")
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"kafka.Kafka" in argv and config.encode() in argv:
-                return int(proc.name)
-        raise AssertionError(f"no broker process runs {config}")
+        run = subprocess.run(["bash", str(REPO / "scripts" / "kafka.sh"), "pid"],
+                             env={**os.environ, **self.kafka_env}, capture_output=True,
+                             text=True, timeout=30, check=False)
+        if run.returncode != 0:
+            raise AssertionError(f"kafka.sh pid failed:\n{run.stderr}")
+        return int(run.stdout.strip())
 
     def postgres_restart(self) -> None:
         self._script("postgres.sh", "restart", self.pg_env)

@@ -4,20 +4,15 @@ or a crash) waits on the old one for ever and the service stops consuming."""
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import pytest
 
 from services.bus import Record, TopicPartition
 from services.bus.kafka import KafkaBus
 from tests.faults.conftest import Infra
-from tests.services.test_bus import take
+from tests.services.test_bus import stored_positions, take
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
-
-
-async def nothing_stored(tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-    return {}
 
 
 def test_a_consumer_stops_while_the_broker_answers_nothing(
@@ -27,6 +22,7 @@ def test_a_consumer_stops_while_the_broker_answers_nothing(
 
 
 async def _stop_while_frozen(infra: Infra, topic: str) -> None:
+    nothing_stored, _ = stored_positions()
     bus = KafkaBus(infra.kafka, partitions=2)
     await bus.start()
     try:

@@ -5,6 +5,7 @@ every batch, each batch slower than the last (docs/benchmarks.md)."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -13,8 +14,8 @@ from sqlmodel import Session
 from metrics import projection_sql
 from metrics.app import MIGRATIONS
 from metrics.projection import CaseFacts
-from services.db import make_engine, transaction
-from services.migrations import upgrade
+from services.db import transaction
+from tests.conftest import migrated_engine
 
 pytestmark = pytest.mark.postgres
 
@@ -22,15 +23,13 @@ STORED = 20_000
 AT = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def engine(make_pg_database: object) -> Iterator[Engine]:
-    engine = make_engine(make_pg_database())  # type: ignore[operator]
-    upgrade(engine, service="metrics", script_location=MIGRATIONS)
-    with engine.begin() as conn:
-        # Never analysed during the test, as in the first minutes of a new database.
-        conn.execute(text("ALTER TABLE metrics_cases SET (autovacuum_enabled = false)"))
-    yield engine
-    engine.dispose()
+@pytest.fixture(params=["postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    for engine in migrated_engine(request, tmp_path, service="metrics", migrations=MIGRATIONS):
+        with engine.begin() as conn:
+            # Never analysed during the test, as in the first minutes of a new database.
+            conn.execute(text("ALTER TABLE metrics_cases SET (autovacuum_enabled = false)"))
+        yield engine
 
 
 def code(n: int) -> str:
