@@ -108,8 +108,9 @@ async def motcua_projection(prefix: str, total: int, batch: int) -> tuple[float,
 def run(cases: int, batch: int, kind: str = "realistic") -> dict[str, Any]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     total = asyncio.run(produce(prefix, cases, kind))
-    # As a service process starts (motcua.commands.run.serve); the baseline gets it too.
-    tune_gc()
+    # As the metrics service's process starts (motcua.commands.run.serve, with metrics'
+    # collector threshold); the baseline gets it too.
+    tune_gc(MetricsSettings.model_fields["gc_young_threshold"].default)
     cpu = cpu_seconds()
     bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
     cpu_bare = cpu_seconds() - cpu

@@ -7,7 +7,7 @@ import gc
 GEN0_THRESHOLD = 10_000
 
 
-def tune_gc() -> None:
+def tune_gc(young: int = GEN0_THRESHOLD) -> None:
     """Fewer, cheaper garbage collections for a long-running service process.
 
     A consumer batch or a group-commit batch allocates hundreds of thousands of short-lived
@@ -17,6 +17,11 @@ def tune_gc() -> None:
     start-up loaded (modules, compiled SQL, the catalogue) out of the collector's sight.
     Call it once, in the process's entry point: tests that build many apps in one process
     must not freeze each one's garbage for good.
+
+    `young` is the service's `gc_young_threshold`. The count is of net allocations (objects
+    made minus objects freed), so a collection runs only when that many more objects are alive
+    than at the last one: above what a service's batches in flight keep alive, the collector
+    runs when the heap grows, not on every batch.
     """
     gc.freeze()
-    gc.set_threshold(GEN0_THRESHOLD, 10, 10)
+    gc.set_threshold(young, 10, 10)

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime import GEN0_THRESHOLD
+
 
 def shared(name: str, default: Any, description: str, **kw: Any) -> Any:
     """A field every service reads from the same MOTCUA_<NAME> variable."""
@@ -52,6 +54,10 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = shared(
         "consumer_batch_size", 10_000,
         "Max messages per batch (a bigger batch folds more facts into each counter row).", ge=1)
+    gc_young_threshold: int = Field(
+        default=GEN0_THRESHOLD, ge=700,
+        description="Net allocations between collections of the youngest generation (Python's "
+        "default is 700); set in the service process's entry point.")
     consumer_poll_ms: int = shared("consumer_poll_ms", 200, "Max wait for a batch, ms.", ge=1)
     embedded_bus_url: str | None = shared(
         "embedded_bus_url", None,

@@ -8,7 +8,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from services.runtime import tune_gc
+from services.runtime import GEN0_THRESHOLD, tune_gc
+from services.settings import ServiceSettings
 
 
 def register(sub: Any) -> None:
@@ -26,10 +27,11 @@ def register(sub: Any) -> None:
         p.set_defaults(func=cmd_service)
 
 
-def serve(app: FastAPI, host: str, port: int, banner: str | None = None) -> None:
+def serve(app: FastAPI, host: str, port: int, banner: str | None = None, *,
+          gc_young: int = GEN0_THRESHOLD) -> None:
     if banner:
         print(banner, flush=True)
-    tune_gc()
+    tune_gc(gc_young)
     # uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown: loops finish their batch.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=20)
@@ -64,11 +66,25 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 def cmd_service(args: argparse.Namespace) -> None:
     name = args.command
+    app: FastAPI
+    settings: ServiceSettings
     if name == "intake":
-        from intake.app import create_app as make
+        from intake.app import create_app as make_intake
+        from intake.settings import IntakeSettings
+
+        settings = IntakeSettings()
+        app = make_intake(settings)
     elif name == "routing":
-        from routing.app import create_app as make  # type: ignore[assignment]
+        from routing.app import create_app as make_routing
+        from routing.settings import RoutingSettings
+
+        settings = RoutingSettings()
+        app = make_routing(settings)
     else:
-        from metrics.app import create_app as make  # type: ignore[assignment]
-    serve(make(), args.host, args.port,
+        from metrics.app import create_app as make_metrics
+        from metrics.settings import MetricsSettings
+
+        settings = MetricsSettings()
+        app = make_metrics(settings)
+    serve(app, args.host, args.port, gc_young=settings.gc_young_threshold,
           banner=f"motcua {name} on http://{args.host}:{args.port} (docs at /docs)")
