@@ -4,6 +4,8 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +32,7 @@ from services.observability import ConsumerCollector, register
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
+_DATA, _TIME = attrgetter("data"), attrgetter("time")
 
 
 class MetricsComponent:
@@ -57,10 +60,11 @@ class MetricsComponent:
     def _observe(self, events: list[Envelope]) -> None:
         now = time.time()
         # One labelled increment per type and batch: a per-event label lookup cost ~5% of
-        # the projection's time (docs/benchmarks.md).
-        for name, n in Counter(e.data.NAME for e in events).items():
-            self.metrics.events_projected.labels(name).inc(n)
-        self.metrics.freshness.observe_many(max(0.0, now - e.time.timestamp()) for e in events)
+        # the projection's time; and nothing here steps through the events in Python
+        # (docs/benchmarks.md).
+        for kind, n in Counter(map(type, map(_DATA, events))).items():
+            self.metrics.events_projected.labels(kind.NAME).inc(n)
+        self.metrics.freshness.observe_ages(map(datetime.timestamp, map(_TIME, events)), now)
 
     def routers(self) -> list[APIRouter]:
         return [kpis.router, dashboard.router]
