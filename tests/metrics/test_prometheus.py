@@ -123,3 +123,20 @@ def test_kpi_gauges_sit_beside_this_years_plan_targets(stack: Stack) -> None:
     assert got[("motcua_kpi_numerator", "received", "H05")] == 1
     provinces = {k[2] for k in got}
     assert provinces == {"all", "H05", "H56"}  # no province-field:H56/… leaking in
+
+
+def test_projected_events_are_counted_by_type_and_their_freshness_observed(
+        stack: Stack) -> None:
+    text = busy_scrape(stack)  # two cases received, and what routing recorded on them
+    got = {(name, labels.get("type"), labels.get("le")): value
+           for _, name, labels, value in samples(text)
+           if name.startswith(("motcua_metrics_events_projected",
+                               "motcua_metrics_projection_freshness_seconds"))}
+    by_type = {k[1]: v for k, v in got.items() if k[0] == "motcua_metrics_events_projected_total"}
+    assert by_type["received"] == 2
+    projected = sum(by_type.values())
+    # Every projected event observed once, each within a minute of being recorded.
+    assert got[("motcua_metrics_projection_freshness_seconds_count", None, None)] == projected
+    assert got[("motcua_metrics_projection_freshness_seconds_bucket", None, "+Inf")] == projected
+    assert got[("motcua_metrics_projection_freshness_seconds_bucket", None, "60.0")] == projected
+    assert 0 < got[("motcua_metrics_projection_freshness_seconds_sum", None, None)] < 60 * projected
