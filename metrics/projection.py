@@ -12,6 +12,7 @@ per batch (projection_sql.py) rather than one ORM flush and a SQLAlchemy execute
 
 from datetime import date, datetime
 from functools import lru_cache
+from operator import attrgetter
 
 from sqlmodel import Session
 
@@ -34,6 +35,8 @@ from metrics.models import TRACKING
 from metrics.periods import LIVE, local_date, periods_of
 
 CLOSED = frozenset({3, 7, 8, 9, 10})
+_SUBJECT, _SEQUENCE = attrgetter("subject"), attrgetter("subjectsequence")
+_CASE_SEQUENCE = attrgetter("sequence")
 DISTRICTS_ABOLISHED = date(2025, 7, 1)
 SATISFIED = frozenset({"satisfied", "very_satisfied"})
 Key = tuple[str, str, str]  # (counter name, scope, period)
@@ -149,7 +152,7 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
     cost a B-tree insert each (docs/benchmarks.md). Events without a sequence, and those of a
     case projected before sequences existed, are checked against the processed ids instead.
     """
-    codes = list({e.subject for e in events})
+    codes = list(set(map(_SUBJECT, events)))
     cases = projection_sql.load_cases(session, codes)
     before = {code: case.mutable() for code, case in cases.items()}
     loaded = {code: case.sequence for code, case in cases.items()}
@@ -185,6 +188,8 @@ def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> se
     """Ids of the events a case sequence cannot vouch for: those without a sequence, and those
     of a case that has none (projected before sequences, or received without one). A case
     this batch receives counts as sequenced if its receipt carries a sequence."""
+    if None not in map(_SEQUENCE, events) and None not in map(_CASE_SEQUENCE, cases.values()):
+        return set()  # every event and every stored case sequenced: the usual batch
     sequenced = {code: case.sequence is not None for code, case in cases.items()}
     for env in events:
         if env.subject not in sequenced and isinstance(env.data, CaseReceived):
