@@ -14,13 +14,19 @@ def _lines(registry: CollectorRegistry) -> list[str]:
             if line.startswith("freshness_seconds") and "_created" not in line]
 
 
-def test_batch_histogram_exposes_what_prometheus_client_would() -> None:
+def _pair() -> tuple[BatchHistogram, Histogram, CollectorRegistry, CollectorRegistry]:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
     batch = BatchHistogram("freshness_seconds", "Freshness.", buckets=BUCKETS, registry=ours)
     reference = Histogram("freshness_seconds", "Freshness.", buckets=BUCKETS, registry=theirs)
-    batch.observe_many(VALUES[:5])
-    batch.observe_many(VALUES[5:])
-    batch.observe_many([])
+    return batch, reference, ours, theirs
+
+
+def test_batch_histogram_exposes_what_prometheus_client_would() -> None:
+    batch, reference, ours, theirs = _pair()
+    # At now = 0 each age is exactly its value, bounds included.
+    batch.observe_ages([-v for v in VALUES[:5]], 0.0)
+    batch.observe_ages(reversed([-v for v in VALUES[5:]]), 0.0)
+    batch.observe_ages([], 0.0)
     for v in VALUES:
         reference.observe(v)
     got = _lines(ours)
@@ -32,23 +38,15 @@ def test_batch_histogram_exposes_what_prometheus_client_would() -> None:
     assert "freshness_seconds_count 12.0" in got
 
 
-def test_batch_histogram_observes_ages_as_it_observes_the_values() -> None:
+def test_a_timestamp_after_now_is_observed_as_age_zero() -> None:
+    batch, reference, ours, theirs = _pair()
     now = 1_790_000_000.25
-    # Ages between bounds, beyond the last, zero, and two timestamps after now (age 0).
-    ages = [0.0, 0.005, 0.012, 0.15, 0.3, 0.7, 7.5, 45.0, 61.0, 3600.0, 0.04, 0.04]
-    stamps = [now - a for a in ages] + [now + 0.5, now + 3.0]
-    by_value, by_age = CollectorRegistry(), CollectorRegistry()
-    values = BatchHistogram("freshness_seconds", "Freshness.", buckets=BUCKETS,
-                            registry=by_value)
-    aged = BatchHistogram("freshness_seconds", "Freshness.", buckets=BUCKETS, registry=by_age)
-    values.observe_many([*ages, 0.0, 0.0])
-    aged.observe_ages(reversed(stamps[:7]), now)
-    aged.observe_ages(stamps[7:], now)
-    aged.observe_ages([], now)
-    got = _lines(by_age)
-    assert got[:-1] == _lines(by_value)[:-1]
-    assert 'freshness_seconds_bucket{le="0.01"} 4.0' in got  # 0, 0.005 and the two after now
-    assert 'freshness_seconds_bucket{le="+Inf"} 14.0' in got
-    total = float(got[-1].split()[-1])
+    ages = [0.005, 0.15, 7.5, 3600.0]
+    batch.observe_ages([now + 3.0, *(now - a for a in ages), now + 0.5], now)
+    for v in [0.0, *ages, 0.0]:
+        reference.observe(v)
+    got, want = _lines(ours), _lines(theirs)
+    assert got[:-1] == want[:-1]  # every bucket and the count
+    assert 'freshness_seconds_bucket{le="0.01"} 3.0' in got  # 0.005 and the two after now
     assert got[-1].startswith("freshness_seconds_sum")
-    assert abs(total - sum(ages)) < 1e-6
+    assert abs(float(got[-1].split()[-1]) - sum(ages)) < 1e-6
