@@ -16,7 +16,7 @@ from services.component import Component
 from services.errors import Unauthorized, install_error_handlers, problem
 from services.http import BodyLimit, RequestId, RequestMetrics, RequestTimeout
 from services.security import Security
-from services.security.policy import public, unguarded_routes
+from services.security.policy import document_bearer, public, unguarded_routes
 from services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def build_app(
     if unguarded:
         raise RuntimeError(f"routes without an access decision (public or allow(...)): "
                            f"{unguarded}")
+    document_bearer(app)
     app.add_middleware(RequestMetrics, registry=registry)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)

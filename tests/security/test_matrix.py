@@ -227,3 +227,20 @@ def test_a_refused_write_changes_nothing(embedded_stack: Stack, kind: str) -> No
 def test_an_unknown_route_is_not_found_not_unauthorised(embedded_stack: Stack) -> None:
     r = embedded_stack.client.get(f"/v1/nothing-{uuid.uuid4().hex}", auth=None)
     assert r.status_code == 404
+
+
+def test_the_document_asks_for_a_token_on_exactly_the_operations_that_need_one(
+        embedded_stack: Stack) -> None:
+    doc = embedded_stack.client.get("/openapi.json", auth=None).json()
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "An access token from POST /v1/auth/token."}
+    documented = 0
+    for (method, path), (_call, expected) in sorted(matrix(embedded_stack).items()):
+        operation = doc["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            continue  # not in the document (the dashboard's pages)
+        documented += 1
+        needs_token = expected["none"] == 401
+        assert (operation.get("security") == [{"bearer": []}]) == needs_token, (method, path)
+    assert documented >= 25
