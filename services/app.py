@@ -80,6 +80,7 @@ def build_app(
     app.state.components = {c.name: c for c in components}
     app.state.bus = bus
     app.state.registry = registry
+    app.state.settings = settings
     for c in components:
         for router in c.routers():
             app.include_router(router)

@@ -66,25 +66,13 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 def cmd_service(args: argparse.Namespace) -> None:
     name = args.command
-    app: FastAPI
-    settings: ServiceSettings
     if name == "intake":
-        from intake.app import create_app as make_intake
-        from intake.settings import IntakeSettings
-
-        settings = IntakeSettings()
-        app = make_intake(settings)
+        from intake.app import create_app as make
     elif name == "routing":
-        from routing.app import create_app as make_routing
-        from routing.settings import RoutingSettings
-
-        settings = RoutingSettings()
-        app = make_routing(settings)
+        from routing.app import create_app as make  # type: ignore[assignment]
     else:
-        from metrics.app import create_app as make_metrics
-        from metrics.settings import MetricsSettings
-
-        settings = MetricsSettings()
-        app = make_metrics(settings)
+        from metrics.app import create_app as make  # type: ignore[assignment]
+    app = make()
+    settings: ServiceSettings = app.state.settings
     serve(app, args.host, args.port, gc_young=settings.gc_young_threshold,
           banner=f"motcua {name} on http://{args.host}:{args.port} (docs at /docs)")
