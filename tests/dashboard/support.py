@@ -56,8 +56,10 @@ def post_province_cases(client: Any, settled: Callable[[], None], now: datetime)
     received six weeks ago and never resolved (the overdue backlog)."""
     posted = Posted()
     local = now.astimezone(LOCAL_TZ)
-    month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    recent = max(local - timedelta(minutes=30), month_start)
+    # Received and resolved on the same local day, whatever the hour the tests run: the free
+    # procedure is due the day it is received, so a receipt at 23:50 resolved at 00:10 is late.
+    today_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    recent = max(local - timedelta(minutes=30), today_start)
     plan = [
         (CENTRE, {"channel": "counter"}),
         (CENTRE, {"channel": "counter"}),
