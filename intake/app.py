@@ -20,6 +20,7 @@ from intake.audit import Note, record
 from intake.catalogue import seed_catalogue
 from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
+from intake.pg_writer import LoopWriter
 from intake.pii import PiiCipher
 from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
 from intake.service import IntakeDeps, Result
@@ -60,8 +61,12 @@ class IntakeComponent:
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
         self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
+        on_loop = (LoopWriter(self.engine, self.deps)
+                   if settings.write_on_loop and self.engine.dialect.name == "postgresql"
+                   else None)
         self.writer = GroupWriter(self.engine, self.deps, max_items=settings.batch_max_items,
-                                  on_written=self._written)
+                                  on_written=self._written, on_loop=on_loop,
+                                  on_commit=self._committed)
         self.consumer = ConsumerRunner(
             bus=bus, engine=self.engine, tracking=models.TRACKING,
             spec=ConsumerSpec(
@@ -122,6 +127,9 @@ class IntakeComponent:
         if isinstance(outcome, MotcuaError):
             raise outcome
         return outcome
+
+    def _committed(self, writer: str) -> None:
+        self.metrics.write_transactions.labels(writer).inc()
 
     def _written(self, items: list[Item], outcomes: list[Outcome]) -> None:
         created = False

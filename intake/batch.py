@@ -5,10 +5,13 @@ earlier answers for its event ids in one statement, hands out case numbers per a
 one statement each, and writes every new row with one statement per table. The domain functions
 (intake.service) only read from it and append to it; they check everything before they append
 anything, so an item that is refused leaves nothing behind in the batch.
+
+A detached batch (`Batch.detached`) has no connection: intake.pg_writer runs the same
+statements on an asynchronous one, hands it what they read and writes the rows it plans.
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import UTC, date
 from operator import itemgetter
@@ -21,6 +24,7 @@ from contracts import CASES_TOPIC, Envelope
 from intake.codes import format_case_code
 from intake.models import OUTBOX, Applicant, AuditEntry, Case, CaseEventRecord
 from intake.state import COLUMNS, CaseState
+from registry.catalogue import Catalogue
 from registry.store import CatalogueStore
 from services.db import UTCDateTime, binary_types, copy_binary, driver, pg_text_array
 from services.errors import Conflict
@@ -38,13 +42,19 @@ def _insert(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def _copy(raw: Any, table: Table, rows: list[dict[str, Any]], into: str | None = None) -> None:
+    columns, types, values = copy_columns(table, rows)
+    copy_binary(raw, into or table.name, columns, types, map(values, rows))
+
+
+def copy_columns(table: Table, rows: list[dict[str, Any]]
+                 ) -> tuple[tuple[str, ...], list[str], Callable[[dict[str, Any]], Any]]:
+    """The columns of `rows` (all alike), their COPY types, and a row's values in order."""
     columns = tuple(rows[0])
     values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-    copy_binary(raw, into or table.name, columns, binary_types(table, columns),
-                (values(row) for row in rows))
+    return columns, binary_types(table, columns), values
 
 
-def _utc(row: dict[str, Any]) -> dict[str, Any]:
+def utc_row(row: dict[str, Any]) -> dict[str, Any]:
     # As UTCDateTime reads them: psycopg gives timestamps in the session's time zone.
     for name in _TIMESTAMPS:
         if row[name] is not None:
@@ -53,18 +63,34 @@ def _utc(row: dict[str, Any]) -> dict[str, Any]:
 
 
 _TIMESTAMPS = tuple(c.name for c in CASES.columns if isinstance(c.type, UTCDateTime))
-_SCRATCH = "intake_cases_scratch"
+SCRATCH = "intake_cases_scratch"
 _SET = ", ".join(name for name in COLUMNS if name != "case_code")
 _FROM = ", ".join(f"s.{name}" for name in COLUMNS if name != "case_code")
 
 
+class Detached(Exception):
+    """A detached batch (intake.pg_writer) was asked for something it did not read first."""
+
+
 class Batch:
     def __init__(self, conn: Connection, store: CatalogueStore) -> None:
-        self.conn = conn
+        self.conn: Connection | None = conn
         raw, pg = driver(conn)
         # The psycopg connection for COPY and array lookups; None on SQLite.
         self.raw: Any | None = raw if pg else None
-        self.catalogue = store.catalogue(conn)  # type: ignore[arg-type]
+        self._start(store.catalogue(conn))  # type: ignore[arg-type]
+
+    @classmethod
+    def detached(cls, catalogue: Catalogue) -> "Batch":
+        """A batch without a connection: its reads are handed to it (`take`), its rows taken
+        from it (`plan`); anything else it would read raises Detached."""
+        batch = cls.__new__(cls)
+        batch.conn = batch.raw = None
+        batch._start(catalogue)
+        return batch
+
+    def _start(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
         self.cases: dict[str, CaseState] = {}
         self.created: set[str] = set()
         self.changed: set[str] = set()
@@ -85,44 +111,58 @@ class Batch:
     def prefetch(self, case_codes: Iterable[str], event_ids: Iterable[str]) -> None:
         """Lock the cases, then read the earlier answers: in that order, so that a copy of an
         event committed by another process while we waited for its case is seen as a retry."""
-        codes = sorted(set(case_codes) - self._looked_up_cases - self.cases.keys())
+        codes, ids = self.unread(case_codes, event_ids)
         if codes:
             # FOR UPDATE (in code order, so two batches never wait on each other in a circle)
             # serialises events on one case on PostgreSQL; SQLite's write transaction already
             # does.
-            for row in self._select_cases(codes):
-                self.cases[row["case_code"]] = CaseState.from_row(row)
-            self._looked_up_cases.update(codes)
-        ids = sorted(set(event_ids) - self._looked_up_answers - self.answers.keys())
+            self.take_cases(codes, self._select_cases(codes))
         if ids:
-            for event_id, fingerprint, response in self._select_answers(ids):
-                self.answers[event_id] = (fingerprint, response)
-            self._looked_up_answers.update(ids)
+            self.take_answers(ids, self._select_answers(ids))
+
+    def unread(self, case_codes: Iterable[str], event_ids: Iterable[str]
+               ) -> tuple[list[str], list[str]]:
+        """The case codes and event ids not looked up yet, each sorted."""
+        return (sorted(set(case_codes) - self._looked_up_cases - self.cases.keys()),
+                sorted(set(event_ids) - self._looked_up_answers - self.answers.keys()))
+
+    def take_cases(self, codes: list[str], rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.cases[row["case_code"]] = CaseState.from_row(row)
+        self._looked_up_cases.update(codes)
+
+    def take_answers(self, ids: list[str], rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.answers[row["event_id"]] = (row["fingerprint"], row["response"])
+        self._looked_up_answers.update(ids)
 
     def _where_in(self, table: Table, columns: list[str], key: str, values: list[str], *,
                   lock: bool = False) -> list[dict[str, Any]]:
         """Rows of `table` whose `key` is one of `values` (in key order, FOR UPDATE if `lock`).
         On PostgreSQL through the driver with the values as one parameter: SQLAlchemy renders
         an IN list of n parameters afresh for every batch (docs/benchmarks.md)."""
+        conn = self._connection()
         if self.raw is None:
             query = select(*(table.c[c] for c in columns)).where(table.c[key].in_(values))
             if lock:
                 query = query.order_by(table.c[key]).with_for_update()
-            return [dict(row) for row in self.conn.execute(query).mappings()]
-        array, param = pg_text_array(values)
-        tail = f" ORDER BY {key} FOR UPDATE" if lock else ""
+            return [dict(row) for row in conn.execute(query).mappings()]
+        sql, param = where_in_sql(table, columns, key, values, lock=lock)
         with closing(self.raw.cursor(row_factory=dict_row)) as cur:
-            cur.execute(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} = "
-                        f"ANY({array}){tail}", (param,), prepare=False)
+            cur.execute(sql, (param,), prepare=False)
             return cur.fetchall()
+
+    def _connection(self) -> Connection:
+        if self.conn is None:
+            raise Detached("a detached batch reads nothing itself")
+        return self.conn
 
     def _select_cases(self, codes: list[str]) -> list[dict[str, Any]]:
         rows = self._where_in(CASES, list(COLUMNS), "case_code", codes, lock=True)
-        return rows if self.raw is None else [_utc(row) for row in rows]
+        return rows if self.raw is None else [utc_row(row) for row in rows]
 
-    def _select_answers(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
-        rows = self._where_in(EVENTS, ["event_id", "fingerprint", "response"], "event_id", ids)
-        return [(r["event_id"], r["fingerprint"], r["response"]) for r in rows]
+    def _select_answers(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self._where_in(EVENTS, list(ANSWER_COLUMNS), "event_id", ids)
 
     def case(self, case_code: str) -> CaseState | None:
         if case_code not in self.cases and case_code not in self._looked_up_cases:
@@ -148,7 +188,7 @@ class Batch:
         for row in self.events:
             if row["case_code"] == case_code and row["seq"] == 1:
                 return row["type"], row["fingerprint"], row["response"]
-        found = self.conn.execute(
+        found = self._connection().execute(
             select(EVENTS.c.type, EVENTS.c.fingerprint, EVENTS.c.response)
             .where(EVENTS.c.case_code == case_code, EVENTS.c.seq == 1)).first()
         return (found[0], found[1], found[2]) if found is not None else None
@@ -158,6 +198,7 @@ class Batch:
         supplied itself. The counter rows are incremented in this transaction (one statement
         for the whole batch), so two processes receiving at the same instant get different
         numbers, and a rollback gives them back."""
+        conn = self._connection()
         out: dict[tuple[str, date], list[str]] = {key: [] for key in wanted}
         need = dict(wanted)
         while need:
@@ -166,25 +207,23 @@ class Batch:
             params: dict[str, Any] = {}
             for i, ((agency, day), n) in enumerate(groups):
                 params.update({f"a{i}": agency, f"d{i}": day, f"n{i}": n})
-            rows = self.conn.execute(text(
-                "INSERT INTO intake_case_sequences (agency_code, day, last) "
-                f"VALUES {values} ON CONFLICT (agency_code, day) DO UPDATE SET "
-                "last = intake_case_sequences.last + excluded.last "
-                "RETURNING agency_code, day, last"), params).all()
-            last = {(agency, str(day)): int(n) for agency, day, n in rows}
-            fresh = {key: [format_case_code(key[0], key[1], seq) for seq in
-                           range(last[(key[0], key[1].isoformat())] - n + 1,
-                                 last[(key[0], key[1].isoformat())] + 1)]
-                     for key, n in groups}
-            taken = self._taken([code for codes in fresh.values() for code in codes])
-            for key, codes in fresh.items():
-                out[key] += [c for c in codes if c not in taken]
-            need = {key: n - len(out[key]) for key, n in wanted.items() if len(out[key]) < n}
+            rows = conn.execute(text(SEQUENCE_SQL.format(values=values)), params).all()
+            fresh = fresh_codes(groups, rows)
+            need = self.keep_free(wanted, out, fresh, self._taken(
+                [code for codes in fresh.values() for code in codes]))
         return out
 
+    def keep_free(self, wanted: Counter[tuple[str, date]],
+                  out: dict[tuple[str, date], list[str]], fresh: dict[tuple[str, date], list[str]],
+                  taken: set[str]) -> dict[tuple[str, date], int]:
+        """Add the fresh codes not taken to `out`; how many each key still needs."""
+        taken = taken | {c for codes in fresh.values() for c in codes if c in self.cases}
+        for key, codes in fresh.items():
+            out[key] += [c for c in codes if c not in taken]
+        return {key: n - len(out[key]) for key, n in wanted.items() if len(out[key]) < n}
+
     def _taken(self, codes: list[str]) -> set[str]:
-        found = self._where_in(CASES, ["case_code"], "case_code", codes)
-        return {c for c in codes if c in self.cases} | {r["case_code"] for r in found}
+        return {r["case_code"] for r in self._where_in(CASES, ["case_code"], "case_code", codes)}
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -207,14 +246,14 @@ class Batch:
         order, as they were locked)."""
         raw = self.raw
         assert raw is not None, "PostgreSQL only"
+        create, update_from, empty = update_sql()
         with closing(raw.cursor()) as cur:
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (LIKE {CASES.name})")
-            _copy(raw, CASES, rows, into=_SCRATCH)
-            cur.execute(f"UPDATE {CASES.name} AS c SET ({_SET}) = ({_FROM}) FROM {_SCRATCH} "
-                        "AS s WHERE s.case_code = c.case_code")
+            cur.execute(create)
+            _copy(raw, CASES, rows, into=SCRATCH)
+            cur.execute(update_from)
             # TRUNCATE, not DELETE: nothing vacuums a temporary table's dead rows; and a
             # consumer's transaction writes many batches.
-            cur.execute(f"TRUNCATE {_SCRATCH}")
+            cur.execute(empty)
 
     def write(self) -> None:
         """Every row the batch added, one statement per table (cases before their events).
@@ -222,27 +261,75 @@ class Batch:
         On PostgreSQL the new rows go in with COPY: psycopg formats a row for COPY in C, where
         an INSERT's executemany costs a statement per row on both sides (docs/benchmarks.md).
         A duplicate key fails the COPY as it would the INSERT."""
-        target, write = (self.conn, _insert) if self.raw is None else (self.raw, _copy)
-        if self.created:
-            write(target, CASES, [self.cases[code].row() for code in sorted(self.created)])
-        if self.changed:
-            changed = [self.cases[code].row() for code in sorted(self.changed)]
-            if self.raw is None:
-                self.conn.execute(_UPDATE, [{f"b_{k}": v for k, v in row.items()}
-                                            for row in changed])
+        conn = self._connection()
+        for table, rows in self.plan():
+            if table is None:
+                if self.raw is None:
+                    conn.execute(_UPDATE, [{f"b_{k}": v for k, v in row.items()}
+                                           for row in rows])
+                else:
+                    self._update_by_copy(rows)
+            elif self.raw is None:
+                _insert(conn, table, rows)
             else:
-                self._update_by_copy(changed)
-        if self.applicants:
-            write(target, APPLICANTS, self.applicants)
-        if self.events:
-            write(target, EVENTS, self.events)
-        if self.envelopes:
-            write(target, OUTBOX.table, OUTBOX.rows(CASES_TOPIC, self.envelopes))
-        if self.audits:
-            write(target, AUDIT, self.audits)
-        self.created.clear()
-        self.changed.clear()
-        self.applicants.clear()
-        self.events.clear()
-        self.envelopes.clear()
-        self.audits.clear()
+                _copy(self.raw, table, rows)
+
+    def plan(self) -> list[tuple[Table | None, list[dict[str, Any]]]]:
+        """The rows to write, table by table in order (None: the changed cases, to update),
+        and the batch emptied of them."""
+        steps: list[tuple[Table | None, list[dict[str, Any]]]] = []
+        if self.created:
+            steps.append((CASES, [self.cases[code].row() for code in sorted(self.created)]))
+        if self.changed:
+            steps.append((None, [self.cases[code].row() for code in sorted(self.changed)]))
+        for table, rows in ((APPLICANTS, self.applicants), (EVENTS, self.events),
+                            (OUTBOX.table, OUTBOX.rows(CASES_TOPIC, self.envelopes)
+                             if self.envelopes else []), (AUDIT, self.audits)):
+            if rows:
+                steps.append((table, rows))
+        self.created = set()
+        self.changed = set()
+        self.applicants = []
+        self.events = []
+        self.envelopes = []
+        self.audits = []
+        return steps
+
+
+# --- PostgreSQL statements, shared by the batch and intake.pg_writer ------------------------
+
+ANSWER_COLUMNS = ("event_id", "fingerprint", "response")
+SEQUENCE_SQL = ("INSERT INTO intake_case_sequences (agency_code, day, last) VALUES {values} "
+                "ON CONFLICT (agency_code, day) DO UPDATE SET "
+                "last = intake_case_sequences.last + excluded.last "
+                "RETURNING agency_code, day, last")
+
+
+def where_in_sql(table: Table, columns: Iterable[str], key: str, values: list[str], *,
+                 lock: bool = False) -> tuple[str, Any]:
+    """On PostgreSQL, rows of `table` whose `key` is one of `values`, with the values as one
+    parameter: SQLAlchemy renders an IN list of n parameters afresh for every batch
+    (docs/benchmarks.md). FOR UPDATE in key order if `lock`."""
+    array, param = pg_text_array(values)
+    tail = f" ORDER BY {key} FOR UPDATE" if lock else ""
+    return (f"SELECT {', '.join(columns)} FROM {table.name} WHERE {key} = ANY({array}){tail}",
+            param)
+
+
+def fresh_codes(groups: list[tuple[tuple[str, date], int]], rows: Iterable[Any]
+                ) -> dict[tuple[str, date], list[str]]:
+    """The codes numbered for each (agency, day) wanting n, from SEQUENCE_SQL's rows."""
+    last = {(agency, str(day)): int(n) for agency, day, n in rows}
+    out = {}
+    for key, n in groups:
+        top = last[(key[0], key[1].isoformat())]
+        out[key] = [format_case_code(key[0], key[1], seq) for seq in range(top - n + 1, top + 1)]
+    return out
+
+
+def update_sql() -> tuple[str, str, str]:
+    """The scratch table's creation, the UPDATE from it, its emptying."""
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {SCRATCH} (LIKE {CASES.name})",
+            f"UPDATE {CASES.name} AS c SET ({_SET}) = ({_FROM}) FROM {SCRATCH} AS s "
+            "WHERE s.case_code = c.case_code",
+            f"TRUNCATE {SCRATCH}")

@@ -22,6 +22,15 @@ class IntakeMetrics:
             "Retried requests answered from the stored response.",
             registry=registry,
         )
+        self.write_transactions = Counter(
+            "motcua_intake_write_transactions",
+            "Group-commit transactions, by the writer that committed them: loop (PostgreSQL, "
+            "from the event loop) or thread (SQLite, and every batch the loop writer hands "
+            "over: a changed catalogue, a supplied case code taken, a clash, a lost "
+            "connection).",
+            ["writer"],
+            registry=registry,
+        )
         self.system_events_rejected = Counter(
             "motcua_intake_system_events_rejected",
             "Facts from other services that the case's state did not allow, by type.",

@@ -224,9 +224,20 @@ def _coded(supplied: str | None, agency_code: str, day: date,
 def settle(batch: Batch, staged: list[Result | NeedsCode | MotcuaError]
            ) -> list[Result | MotcuaError]:
     """Give the items waiting for a case code their codes, in item order."""
-    wanted = Counter((s.agency_code, s.day) for s in staged if isinstance(s, NeedsCode))
-    codes = {key: iter(got) for key, got in (batch.new_codes(wanted) if wanted else {}).items()}
-    return [s.finish(next(codes[(s.agency_code, s.day)])) if isinstance(s, NeedsCode) else s
+    wanted = codes_wanted(staged)
+    return assign_codes(staged, batch.new_codes(wanted) if wanted else {})
+
+
+def codes_wanted(staged: list[Result | NeedsCode | MotcuaError]) -> Counter[tuple[str, date]]:
+    """How many new case codes the staged items need, per (agency, day)."""
+    return Counter((s.agency_code, s.day) for s in staged if isinstance(s, NeedsCode))
+
+
+def assign_codes(staged: list[Result | NeedsCode | MotcuaError],
+                 codes: dict[tuple[str, date], list[str]]) -> list[Result | MotcuaError]:
+    """Finish the items waiting for a code with `codes` (from Batch.new_codes), in order."""
+    given = {key: iter(got) for key, got in codes.items()}
+    return [s.finish(next(given[(s.agency_code, s.day)])) if isinstance(s, NeedsCode) else s
             for s in staged]
 
 

@@ -20,6 +20,11 @@ class IntakeSettings(ServiceSettings):
         default=120, ge=0, description="How far in the future a counter's clock may run."
     )
     batch_max_items: int = Field(default=1000, ge=1, description="Largest POST /v1/events:batch.")
+    write_on_loop: bool = Field(
+        default=True,
+        description="On PostgreSQL, write the group-commit transactions from the event loop "
+        "(psycopg's asynchronous connection) instead of a worker thread.",
+    )
     pii_keys: SecretStr | None = Field(
         default=None,
         description="Keys encrypting applicant data at rest: `id:base64(32 bytes)`, comma "

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import Engine
@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 DATABASE_ERRORS = (IntegrityError, OperationalError, psycopg.IntegrityError,
                    psycopg.OperationalError)
 Outcome = Result | MotcuaError
+
+
+class OnLoop(Protocol):
+    async def write(self, items: list["Item"]) -> list[Outcome] | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,8 @@ def write_batch(engine: Engine, deps: IntakeDeps, items: list[Item]) -> list[Out
     try:
         return _transaction(engine, deps, items)
     except DATABASE_ERRORS as exc:
-        if not _clash(exc):
-            return [_unavailable(exc)] * len(items)
+        if not clash(exc):
+            return [unavailable(exc)] * len(items)
     return [_alone(engine, deps, item) for item in items]
 
 
@@ -79,14 +85,14 @@ def _alone(engine: Engine, deps: IntakeDeps, item: Item) -> Outcome:
         try:
             return _transaction(engine, deps, [item])[0]
         except DATABASE_ERRORS as exc:
-            if not _clash(exc):
-                return _unavailable(exc)
+            if not clash(exc):
+                return unavailable(exc)
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _clash(exc: Exception) -> bool:
+def clash(exc: Exception) -> bool:
     # deadlock_detected, serialization_failure: PostgreSQL chose this transaction to undo.
     if isinstance(exc, IntegrityError | psycopg.IntegrityError):
         return True
@@ -94,20 +100,37 @@ def _clash(exc: Exception) -> bool:
     return getattr(error, "sqlstate", None) in ("40P01", "40001")
 
 
-def _unavailable(exc: Exception) -> Unavailable:
+def unavailable(exc: Exception) -> Unavailable:
     return Unavailable(f"database unavailable: {type(exc).__name__}")
 
 
 def _apply(batch: Batch, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
-    batch.prefetch([c for i in items if (c := i.locks())],
-                   [e for i in items if (e := i.event_id())])
+    batch.prefetch(*lookups(items))
+    outcomes = service.settle(batch, stage(batch, deps, items))
+    audit_outcomes(batch, deps, items, outcomes)
+    batch.write()
+    return outcomes
+
+
+def lookups(items: list[Item]) -> tuple[list[str], list[str]]:
+    """The cases to lock and the event ids to look up before the items run."""
+    return ([c for i in items if (c := i.locks())], [e for i in items if (e := i.event_id())])
+
+
+def stage(batch: Batch, deps: IntakeDeps, items: list[Item]
+          ) -> list[Result | NeedsCode | MotcuaError]:
+    """Each item's domain function run on the batch: its result, or the error refusing it."""
     staged: list[Result | NeedsCode | MotcuaError] = []
     for item in items:
         try:
             staged.append(item.fn(batch, deps=deps, **item.kwargs))
         except MotcuaError as exc:
             staged.append(exc)
-    outcomes = service.settle(batch, staged)
+    return staged
+
+
+def audit_outcomes(batch: Batch, deps: IntakeDeps, items: list[Item],
+                   outcomes: list[Outcome]) -> None:
     now = deps.clock()
     for item, outcome in zip(items, outcomes, strict=True):
         if item.note is None:
@@ -120,15 +143,19 @@ def _apply(batch: Batch, deps: IntakeDeps, items: list[Item]) -> list[Outcome]:
             body, created = outcome
             batch.audits.append(audit.row(item.note, status=201 if created else 200, at=now,
                                           case_code=body.get("case_code")))
-    batch.write()
-    return outcomes
 
 
 class GroupWriter:
     def __init__(self, engine: Engine, deps: IntakeDeps, *, max_items: int = 1000,
-                 on_written: Callable[[list[Item], list[Outcome]], None] | None = None) -> None:
+                 on_written: Callable[[list[Item], list[Outcome]], None] | None = None,
+                 on_loop: OnLoop | None = None,
+                 on_commit: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.deps = deps
+        # intake.pg_writer's, on PostgreSQL: a batch it declines (None) is written here.
+        self.on_loop = on_loop
+        # Told "loop" or "thread" for each transaction committed (intake's metrics).
+        self.on_commit = on_commit
         self.max_items = max_items
         self.on_written = on_written
         self._queue: list[tuple[Item, asyncio.Future[Outcome]]] = []
@@ -163,6 +190,8 @@ class GroupWriter:
         finally:
             self._stopped = True
             stopping.cancel()
+            if self.on_loop is not None:
+                self.on_loop.close()
             for _item, future in self._queue:
                 future.set_exception(Unavailable("intake stopped before writing this request"))
             self._queue.clear()
@@ -170,7 +199,11 @@ class GroupWriter:
     async def _write(self, taken: list[tuple[Item, asyncio.Future[Outcome]]]) -> None:
         items = [item for item, _ in taken]
         try:
-            outcomes = await asyncio.to_thread(write_batch, self.engine, self.deps, items)
+            outcomes = await self.on_loop.write(items) if self.on_loop is not None else None
+            writer = "loop"
+            if outcomes is None:
+                outcomes = await asyncio.to_thread(write_batch, self.engine, self.deps, items)
+                writer = "thread"
         except Exception as exc:
             log.exception("writing a batch of %d items failed", len(items))
             for _, future in taken:
@@ -180,5 +213,7 @@ class GroupWriter:
         for (_, future), outcome in zip(taken, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+        if self.on_commit is not None:
+            self.on_commit(writer)
         if self.on_written is not None:
             self.on_written(items, outcomes)

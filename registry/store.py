@@ -83,6 +83,15 @@ class CatalogueStore:
         value = session.execute(select(self.revision_table.c.revision)).scalar_one_or_none()
         return str(value or "")
 
+    def revision_sql(self) -> str:
+        """`revision` as one statement for a caller on the driver (intake.pg_writer)."""
+        return f"SELECT revision FROM {self.revision_table.name}"
+
+    def cached(self, revision: str) -> Catalogue | None:
+        """The catalogue last read, if it is still at `revision`."""
+        cached = self._cache
+        return cached[1] if cached is not None and cached[0] == revision else None
+
     def catalogue(self, session: Session) -> Catalogue:
         """The whole catalogue as of this session's view, parsed once per revision."""
         rev = self.revision(session)

@@ -56,6 +56,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def driver_url(engine: Engine) -> str:
+    """`engine`'s PostgreSQL URL for psycopg itself (its asynchronous connections)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -118,11 +123,15 @@ def copy_binary(raw: Any, target: str, columns: Sequence[str], types: Sequence[s
     PostgreSQL type named for its column in `types`, JSON with orjson."""
     with closing(raw.cursor()) as cur:
         set_json_dumps(orjson.dumps, context=cur)
-        with cur.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        with cur.copy(copy_statement(target, columns)) as copy:
             copy.set_types(list(types))
             write = copy.write_row
             for row in rows:
                 write(row)
+
+
+def copy_statement(target: str, columns: Sequence[str]) -> str:
+    return f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
 
 
 # The PostgreSQL type of each kind of column copied in. Subclasses before their bases.

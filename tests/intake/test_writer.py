@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from intake.app import MIGRATIONS
 from intake.audit import Actor, Note
 from intake.catalogue import seed_catalogue
 from intake.models import OUTBOX, AuditEntry, Case, CaseEventRecord
+from intake.pg_writer import LoopWriter
 from intake.pii import PiiCipher
 from intake.schemas import CaseCreate, EventCreate
 from intake.service import IntakeDeps
@@ -36,13 +38,61 @@ CENTRE = "000.00.20.H56"
 ACTOR = Actor(client_id="counter-1", kind="counter", request_id="r-1", client_ip="10.0.0.1")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    yield from migrated_engine(request, tmp_path, service="intake", migrations=MIGRATIONS)
+# On PostgreSQL intake writes from the event loop (intake.pg_writer) and hands the batches it
+# does not write itself to the threaded writer: every test here runs on both paths.
+@pytest.fixture(params=["sqlite", "postgres", "postgres-loop"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine(mode: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    kind = SimpleNamespace(param=mode.removesuffix("-loop"),
+                           getfixturevalue=request.getfixturevalue)
+    yield from migrated_engine(kind, tmp_path, service="intake",  # type: ignore[arg-type]
+                               migrations=MIGRATIONS)
+
+
+class Writes:
+    """write_batch, or on "postgres-loop" the loop writer with the threaded one behind it;
+    `paths` says which wrote each batch."""
+
+    def __init__(self, engine: Engine, deps: IntakeDeps, on_loop: bool) -> None:
+        self.engine, self.deps, self.on_loop = engine, deps, on_loop
+        self.paths: list[str] = []
+
+    def __call__(self, items: list[Item]) -> list[Any]:
+        if self.on_loop:
+            out = asyncio.run(self._loop(items))
+            if out is not None:
+                self.paths.append("loop")
+                return out
+        self.paths.append("thread")
+        return write_batch(self.engine, self.deps, items)
+
+    async def _loop(self, items: list[Item]) -> list[Any] | None:
+        writer = LoopWriter(self.engine, self.deps)
+        try:
+            return await writer.write(items)
+        finally:
+            writer.close()
+
+    def writer(self, **kwargs: Any) -> GroupWriter:
+        on_loop = LoopWriter(self.engine, self.deps) if self.on_loop else None
+        return GroupWriter(self.engine, self.deps, on_loop=on_loop, **kwargs)
+
+
+@pytest.fixture
+def write(mode: str, engine: Engine, deps: IntakeDeps) -> Writes:
+    return Writes(engine, deps, on_loop=mode == "postgres-loop")
 
 
 @pytest.fixture
 def deps(engine: Engine) -> IntakeDeps:
+    return seeded_deps(engine)
+
+
+def seeded_deps(engine: Engine) -> IntakeDeps:
     deps = IntakeDeps(calendar=WorkingCalendar.load(default_calendar_dir()), clock=Clock(NOW),
                       pii=PiiCipher([("test", b"k" * 32)]))
     with transaction(engine) as session:
@@ -89,10 +139,10 @@ def sequences(engine: Engine) -> dict[str, list[tuple[int | None, str]]]:
 
 
 def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
-    engine: Engine, deps: IntakeDeps
+    engine: Engine, write: Writes
 ) -> None:
     reused = str(uuid.uuid4())
-    first = write_batch(engine, deps, [receive(event_id=reused)])
+    first = write([receive(event_id=reused)])
     assert not isinstance(first[0], MotcuaError)
     code = first[0][0]["case_code"]
     assert code == "000.00.20.H56-260303-0001"
@@ -108,8 +158,9 @@ def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
         record("000.00.20.H56-260303-0999", type="resolved"),  # 6: no such case
         receive(),                                            # 7: new case
     ]
-    out = write_batch(engine, deps, items)
+    out = write(items)
 
+    assert write.paths == (["loop"] * 2 if write.on_loop else ["thread"] * 2)
     assert [o[1] if isinstance(o, tuple) else type(o) for o in out] == [
         True, ValidationFailed, False, Conflict, True, Conflict, NotFound, True]
     # The refused receipt took no number: the two new cases are 0002 and 0003.
@@ -136,16 +187,17 @@ def test_a_batch_answers_each_item_and_refused_items_leave_nothing(
 
 
 def test_two_events_on_one_case_in_one_batch_apply_in_order(
-    engine: Engine, deps: IntakeDeps
+    engine: Engine, write: Writes
 ) -> None:
-    [(slip, _)] = write_batch(engine, deps, [receive()])  # type: ignore[misc]
+    [(slip, _)] = write([receive()])
     code = slip["case_code"]
-    out = write_batch(engine, deps, [
+    out = write([
         record(code, type="supplement_requested", reason="Thiếu giấy tờ"),
         record(code, type="supplement_received"),
         record(code, type="resolved", result_digitised=True),
     ])
-    assert [o[0]["status"] for o in out] == [5, 4, 9]  # type: ignore[index]
+    assert [o[0]["status"] for o in out] == [5, 4, 9]
+    assert set(write.paths) == {"loop" if write.on_loop else "thread"}
     with engine.connect() as conn:
         seqs = conn.execute(select(CaseEventRecord.seq, CaseEventRecord.type)
                             .where(CaseEventRecord.case_code == code)
@@ -166,12 +218,14 @@ def test_two_events_on_one_case_in_one_batch_apply_in_order(
 
 
 def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
-    engine: Engine, deps: IntakeDeps
+    engine: Engine, write: Writes
 ) -> None:
     # Both items wait for a case number until the batch hands them out, so neither sees the
     # other's event id: the INSERT clashes, and item by item the second becomes the retry.
+    # The loop writer hands the batch to the threaded writer, which does that.
     event_id = str(uuid.uuid4())
-    out = write_batch(engine, deps, [receive(event_id=event_id), receive(event_id=event_id)])
+    out = write([receive(event_id=event_id), receive(event_id=event_id)])
+    assert write.paths == ["thread"]
     assert out[0][1] is True and out[1][1] is False  # type: ignore[index]
     assert out[0][0] == out[1][0]  # type: ignore[index]
     assert count(engine, Case.__table__) == 1  # type: ignore[attr-defined]
@@ -182,13 +236,12 @@ def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
 
 
 def test_concurrent_requests_share_a_transaction_and_get_consecutive_codes(
-    engine: Engine, deps: IntakeDeps
+    engine: Engine, write: Writes
 ) -> None:
     written: list[int] = []
 
     async def main() -> list[Any]:
-        writer = GroupWriter(engine, deps,
-                             on_written=lambda items, _outcomes: written.append(len(items)))
+        writer = write.writer(on_written=lambda items, _outcomes: written.append(len(items)))
         stop = asyncio.Event()
         # Submitted before the writer runs, as requests arriving during a transaction are.
         requests = [asyncio.create_task(writer.submit([receive()])) for _ in range(40)]
@@ -253,3 +306,65 @@ def test_run_one_raises_the_refusal_and_writes_nothing(engine: Engine, deps: Int
     assert published(engine) == 0
 
 
+
+
+# --- the loop writer's hand-overs (PostgreSQL only) -------------------------------------------
+
+@pytest.fixture
+def pg_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    kind = SimpleNamespace(param="postgres", getfixturevalue=request.getfixturevalue)
+    yield from migrated_engine(kind, tmp_path, service="intake",  # type: ignore[arg-type]
+                               migrations=MIGRATIONS)
+
+
+def test_a_retried_receipt_with_its_own_code_is_answered_by_the_threaded_writer(
+    pg_engine: Engine
+) -> None:
+    write = Writes(pg_engine, seeded_deps(pg_engine), on_loop=True)
+    code = "000.00.20.H56-260303-0100"
+    first = write([receive(case_code=code)])
+    again = write([receive(case_code=code)])  # the case exists: its first event is read
+    other = write([receive(case_code=code, return_by_post=True)])
+    assert write.paths == ["loop", "thread", "thread"]
+    assert first[0][1] is True and first[0][0]["case_code"] == code
+    assert again[0] == (first[0][0], False)
+    assert isinstance(other[0], Conflict)
+    assert count(pg_engine, Case.__table__) == 1  # type: ignore[attr-defined]
+    assert published(pg_engine) == 1
+
+
+def test_the_loop_writer_reads_a_changed_catalogue_and_stays_on_the_loop(
+    pg_engine: Engine
+) -> None:
+    deps = seeded_deps(pg_engine)
+    write = Writes(pg_engine, deps, on_loop=True)
+    write([receive()])
+    with pg_engine.begin() as conn:  # as an import of the catalogue by another process does
+        conn.execute(text(f"UPDATE {deps.store.revision_table.name} SET revision = 'r-test'"))
+    out = write([receive()])
+    assert write.paths == ["loop", "loop"]
+    assert out[0][0]["case_code"] == "000.00.20.H56-260303-0002"
+    assert deps.store.cached("r-test") is not None
+
+
+def test_the_loop_writer_hands_over_when_its_connection_is_lost_then_reconnects(
+    pg_engine: Engine
+) -> None:
+    deps = seeded_deps(pg_engine)
+
+    async def main() -> tuple[Any, Any, Any]:
+        writer = LoopWriter(pg_engine, deps)
+        first = await writer.write([receive()])
+        with pg_engine.begin() as conn:  # the server restarted, or the connection cut
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                              "datname = current_database() AND pid <> pg_backend_pid()"))
+        lost = await writer.write([receive()])
+        back = await writer.write([receive()])
+        writer.close()
+        return first, lost, back
+
+    first, lost, back = asyncio.run(main())
+    assert lost is None  # nothing written: the group writer writes it from its thread
+    assert first[0][0]["case_code"] == "000.00.20.H56-260303-0001"
+    assert back[0][0]["case_code"] == "000.00.20.H56-260303-0002"
+    assert count(pg_engine, Case.__table__) == 2  # type: ignore[attr-defined]

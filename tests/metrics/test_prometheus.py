@@ -19,7 +19,7 @@ from tests.metrics.prom import busy_scrape, run_promtool
 
 # Every label any motcua metric may carry, each with a bounded set of values (docs/monitoring.md).
 ALLOWED_LABELS = {"kpi", "province", "group", "topic", "service", "type", "channel", "method",
-                  "route", "status", "le"}
+                  "writer", "route", "status", "le"}
 CASE_CODE = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}-\d{6}-\d{4}")
 AGENCY_CODE = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}")
 

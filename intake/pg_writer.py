@@ -1,0 +1,205 @@
+"""Intake's group-commit transactions on PostgreSQL, written from the event loop.
+
+The threaded writer (intake.writer.write_batch) hands the GIL to its thread and back after
+each of a transaction's round trips, about fifteen; under load that hand-off cost a fifth of a
+single-case request (docs/benchmarks.md, eighth pass). Here the same transaction runs on
+psycopg's asynchronous connection: its waits are awaited, so the event loop serves other
+requests meanwhile, and its domain work runs between them on the loop's own thread.
+
+Only the usual batch is written here: the catalogue as last read, the cases and earlier
+answers looked up up front, new case numbers, the rows. Anything else (the catalogue changed,
+a case code the counter supplied already taken, a clash with another process's transaction,
+the connection lost) rolls back what this transaction did and answers None, and the caller
+writes the batch with the threaded writer, which handles every case. So this module adds
+speed, never a behaviour: the statements are the threaded writer's (intake.batch).
+"""
+
+import asyncio
+import logging
+from collections import Counter
+from contextlib import suppress
+from datetime import date
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import Engine, Table
+
+from intake.batch import (
+    ANSWER_COLUMNS,
+    CASES,
+    EVENTS,
+    SCRATCH,
+    SEQUENCE_SQL,
+    Batch,
+    Detached,
+    copy_columns,
+    fresh_codes,
+    update_sql,
+    utc_row,
+    where_in_sql,
+)
+from intake.service import IntakeDeps, assign_codes, codes_wanted
+from intake.state import COLUMNS
+from intake.writer import Item, Outcome, audit_outcomes, clash, lookups, stage, unavailable
+from services.db import copy_statement, driver_url
+
+log = logging.getLogger(__name__)
+Cursor = psycopg.AsyncCursor[dict[str, Any]]
+# An unreachable server must not hold the writer for TCP's minutes: its batches go to the
+# threaded writer, which answers 503 while the database is away.
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class _Elsewhere(Exception):
+    """This batch is for the threaded writer."""
+
+
+class LoopWriter:
+    """One connection of its own, used by one batch at a time (the group writer's)."""
+
+    def __init__(self, engine: Engine, deps: IntakeDeps) -> None:
+        self._conninfo = driver_url(engine)
+        self._engine = engine
+        self._deps = deps
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._unreachable = False
+
+    async def write(self, items: list[Item]) -> list[Outcome] | None:
+        """The items' outcomes once committed; None if nothing was written and the batch is
+        for the threaded writer."""
+        try:
+            conn = await self._connect()
+        except psycopg.Error as exc:
+            # Once per outage, not once per batch: the threaded writer answers meanwhile.
+            if not self._unreachable:
+                log.warning("intake's loop writer cannot connect (%s); writing from a thread "
+                            "until it can", exc)
+            self._unreachable = True
+            return None
+        self._unreachable = False
+        try:
+            outcomes = await self._transaction(conn, items)
+        except (Detached, _Elsewhere):
+            await self._rollback(conn)
+            return None
+        except psycopg.Error as exc:
+            # A unique key or a lock another process took, or the server gone: the threaded
+            # writer tries again and answers as it always has (a retry, or 503).
+            log.info("intake's loop writer hands a batch to the thread: %s", exc)
+            await self._rollback(conn)
+            return None
+        except BaseException:
+            self.close()  # cancelled or a bug mid-transaction: the server rolls it back
+            raise
+        try:
+            await conn.commit()
+        except psycopg.Error as exc:
+            self.close()
+            if clash(exc):  # undone by the server: the threaded writer tries again
+                return None
+            # Perhaps committed, perhaps not: answered as the threaded writer answers, never
+            # written twice behind the counter's back.
+            return [unavailable(exc)] * len(items)
+        return outcomes
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        return self._conn
+
+    async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await conn.rollback()
+        except psycopg.Error:
+            self.close()
+
+    def _read_catalogue(self) -> None:
+        with self._engine.connect() as conn:
+            self._deps.store.catalogue(conn)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Drop the connection at once (no round trip): an open transaction is rolled back."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.pgconn.finish()
+
+    async def _transaction(self, conn: psycopg.AsyncConnection[Any],
+                           items: list[Item]) -> list[Outcome]:
+        """Everything but the commit."""
+        deps = self._deps
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(deps.store.revision_sql())
+            found = await cur.fetchone()
+            revision = str((found or {}).get("revision") or "")
+            catalogue = deps.store.cached(revision)
+            if catalogue is None:  # changed since last read: read again, once, aside
+                await asyncio.to_thread(self._read_catalogue)
+                if (catalogue := deps.store.cached(revision)) is None:
+                    raise _Elsewhere("the catalogue changed again while it was read")
+            batch = Batch.detached(catalogue)
+            codes, ids = batch.unread(*lookups(items))
+            if codes:  # locked first, as Batch.prefetch does
+                batch.take_cases(codes, [utc_row(r) for r in await _select(
+                    cur, CASES, COLUMNS, "case_code", codes, lock=True)])
+            if ids:
+                batch.take_answers(ids, await _select(cur, EVENTS, ANSWER_COLUMNS,
+                                                      "event_id", ids))
+            staged = stage(batch, deps, items)
+            wanted = codes_wanted(staged)
+            outcomes = assign_codes(staged, await _new_codes(cur, batch, wanted)
+                                    if wanted else {})
+            audit_outcomes(batch, deps, items, outcomes)
+            await _write(cur, batch)
+        return outcomes
+
+
+async def _select(cur: Cursor, table: Table, columns: Any, key: str, values: list[str], *,
+                  lock: bool = False) -> list[dict[str, Any]]:
+    sql, param = where_in_sql(table, columns, key, values, lock=lock)
+    await cur.execute(sql, (param,), prepare=False)
+    return await cur.fetchall()
+
+
+async def _new_codes(cur: Cursor, batch: Batch, wanted: Counter[tuple[str, date]]
+                     ) -> dict[tuple[str, date], list[str]]:
+    """Batch.new_codes on the asynchronous connection."""
+    out: dict[tuple[str, date], list[str]] = {key: [] for key in wanted}
+    need = dict(wanted)
+    while need:
+        groups = sorted(need.items())
+        await cur.execute(SEQUENCE_SQL.format(values=", ".join(["(%s, %s, %s)"] * len(groups))),
+                          [v for (agency, day), n in groups for v in (agency, day, n)])
+        fresh = fresh_codes(groups, [(r["agency_code"], r["day"], r["last"])
+                                     for r in await cur.fetchall()])
+        taken = await _select(cur, CASES, ["case_code"], "case_code",
+                              [code for got in fresh.values() for code in got])
+        need = batch.keep_free(wanted, out, fresh, {r["case_code"] for r in taken})
+    return out
+
+
+async def _write(cur: Cursor, batch: Batch) -> None:
+    """Batch.write on the asynchronous connection."""
+    for table, rows in batch.plan():
+        if table is not None:
+            await _copy(cur, table, rows)
+            continue
+        create, update_from, empty = update_sql()
+        await cur.execute(create)
+        await _copy(cur, CASES, rows, into=SCRATCH)
+        await cur.execute(update_from)
+        await cur.execute(empty)
+
+
+async def _copy(cur: Cursor, table: Table, rows: list[dict[str, Any]],
+                into: str | None = None) -> None:
+    columns, types, values = copy_columns(table, rows)
+    set_json_dumps(orjson.dumps, context=cur)
+    async with cur.copy(copy_statement(into or table.name, columns)) as copy:
+        copy.set_types(types)
+        for row in rows:
+            await copy.write_row(values(row))
