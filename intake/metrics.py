@@ -24,7 +24,7 @@ class IntakeMetrics:
         )
         self.write_transactions = Counter(
             "motcua_intake_write_transactions",
-            "Group-commit transactions, by the writer that committed them: loop (PostgreSQL, "
+            "Group-commit transactions, by the writer that ran them: loop (PostgreSQL, "
             "from the event loop) or thread (SQLite, and every batch the loop writer hands "
             "over: a changed catalogue, a supplied case code taken, a clash, a lost "
             "connection).",

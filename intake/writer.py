@@ -12,6 +12,9 @@ leaves no trace and the others commit. If the commit itself fails on a unique ke
 intake process took the same event id or case code at the same instant), the batch is rolled
 back and its items are written one per transaction, where the loser sees the winner's row and
 answers as a retry.
+
+On PostgreSQL the transactions are run from the event loop (intake.pg_writer); this module's
+threaded writer takes every batch that one hands back, and all of them on SQLite.
 """
 
 import asyncio
@@ -154,7 +157,7 @@ class GroupWriter:
         self.deps = deps
         # intake.pg_writer's, on PostgreSQL: a batch it declines (None) is written here.
         self.on_loop = on_loop
-        # Told "loop" or "thread" for each transaction committed (intake's metrics).
+        # Told "loop" or "thread" for each transaction run (intake's metrics).
         self.on_commit = on_commit
         self.max_items = max_items
         self.on_written = on_written
