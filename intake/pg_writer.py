@@ -17,7 +17,6 @@ speed, never a behaviour: the statements are the threaded writer's (intake.batch
 import asyncio
 import logging
 from collections import Counter
-from contextlib import suppress
 from datetime import date
 from typing import Any
 
@@ -44,13 +43,10 @@ from intake.batch import (
 from intake.service import IntakeDeps, assign_codes, codes_wanted
 from intake.state import COLUMNS
 from intake.writer import Item, Outcome, audit_outcomes, clash, lookups, stage, unavailable
-from services.db import copy_statement, driver_url
+from services.db import DriverConnection, copy_statement
 
 log = logging.getLogger(__name__)
 Cursor = psycopg.AsyncCursor[dict[str, Any]]
-# An unreachable server must not hold the writer for TCP's minutes: its batches go to the
-# threaded writer, which answers 503 while the database is away.
-CONNECT_TIMEOUT_SECONDS = 5
 
 
 class _Elsewhere(Exception):
@@ -61,19 +57,19 @@ class LoopWriter:
     """One connection of its own, used by one batch at a time (the group writer's)."""
 
     def __init__(self, engine: Engine, deps: IntakeDeps) -> None:
-        self._conninfo = driver_url(engine)
+        self._db = DriverConnection(engine)
         self._engine = engine
         self._deps = deps
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         self._unreachable = False
 
     async def write(self, items: list[Item]) -> list[Outcome] | None:
         """The items' outcomes once committed; None if nothing was written and the batch is
         for the threaded writer."""
         try:
-            conn = await self._connect()
+            conn = await self._db.get()
         except psycopg.Error as exc:
-            # Once per outage, not once per batch: the threaded writer answers meanwhile.
+            # Once per outage, not once per batch: the threaded writer (503 while the database
+            # is away) answers meanwhile.
             if not self._unreachable:
                 log.warning("intake's loop writer cannot connect (%s); writing from a thread "
                             "until it can", exc)
@@ -105,12 +101,6 @@ class LoopWriter:
             return [unavailable(exc)] * len(items)
         return outcomes
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self._conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-        return self._conn
-
     async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
         try:
             await conn.rollback()
@@ -122,11 +112,7 @@ class LoopWriter:
             self._deps.store.catalogue(conn)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        """Drop the connection at once (no round trip): an open transaction is rolled back."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(Exception):
-                conn.pgconn.finish()
+        self._db.drop()
 
     async def _transaction(self, conn: psycopg.AsyncConnection[Any],
                            items: list[Item]) -> list[Outcome]:

@@ -2,12 +2,13 @@
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 
 import orjson
+import psycopg
 from psycopg.types.json import set_json_dumps
 from sqlalchemy import (
     JSON,
@@ -56,9 +57,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def driver_url(engine: Engine) -> str:
-    """`engine`'s PostgreSQL URL for psycopg itself (its asynchronous connections)."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+class DriverConnection:
+    """A component's own asynchronous psycopg connection to `engine`'s PostgreSQL, for work
+    awaited on the event loop (intake's writer, the outbox relay): opened on first use, and
+    again after it was dropped or lost."""
+
+    # An unreachable server must not hold the caller for TCP's minutes.
+    CONNECT_TIMEOUT_SECONDS = 5
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self._url = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._autocommit = autocommit
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def get(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._url, autocommit=self._autocommit,
+                connect_timeout=self.CONNECT_TIMEOUT_SECONDS)
+        return self._conn
+
+    def drop(self) -> None:
+        """Close at once, without a round trip: an open transaction is rolled back by the
+        server; the next `get` connects again."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.pgconn.finish()
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -34,7 +34,7 @@ from sqlmodel import SQLModel
 
 from contracts import Envelope, encode
 from services.bus.base import Bus, Record
-from services.db import UTCDateTime, driver, driver_url
+from services.db import DriverConnection, UTCDateTime, driver
 
 log = logging.getLogger(__name__)
 # pg advisory lock key space for relays, one key per outbox
@@ -102,8 +102,8 @@ class Relay:
         self._wake = asyncio.Event()
         self.published = 0
         self.last_error: str | None = None
-        self._conninfo = driver_url(engine) if engine.dialect.name == "postgresql" else None
-        self._aconn: psycopg.AsyncConnection[Any] | None = None
+        self._db = (DriverConnection(engine, autocommit=True)
+                    if engine.dialect.name == "postgresql" else None)
 
     def wake(self) -> None:
         """Called after a commit that added to the outbox; safe from the event loop thread."""
@@ -136,7 +136,8 @@ class Relay:
                     continue
                 await _wait_any(stop, self._wake, self._poll)
         finally:
-            self._close()
+            if self._db is not None:
+                self._db.drop()
             await asyncio.to_thread(self._release, conn)
 
     def _lead(self, conn: Connection) -> bool:
@@ -185,39 +186,29 @@ class Relay:
     # round trips (docs/benchmarks.md, eighth pass).
 
     async def _read_rows(self) -> list[Any]:
-        if self._conninfo is None:
+        if self._db is None:
             return await asyncio.to_thread(self._read)
-        async with self._cursor() as cur:
-            await cur.execute(f"SELECT {_COLUMNS} FROM {self._outbox.table.name} ORDER BY id "
-                              "LIMIT %s", (self._batch,))
+        async with self._cursor(self._db) as cur:
+            await cur.execute(_READ.format(table=self._outbox.table.name), (self._batch,))
             return await cur.fetchall()
 
     async def _delete_rows(self, ids: list[int]) -> None:
-        if self._conninfo is None:
+        if self._db is None:
             await asyncio.to_thread(self._delete, ids)
             return
-        async with self._cursor() as cur:
+        async with self._cursor(self._db) as cur:
             await cur.execute(_DELETE.format(table=self._outbox.table.name), (_ids(ids),),
                               prepare=False)
 
+    @staticmethod
     @contextlib.asynccontextmanager
-    async def _cursor(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
-        assert self._conninfo is not None
-        if self._aconn is None or self._aconn.closed:
-            self._aconn = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=10)
+    async def _cursor(db: DriverConnection) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         try:
-            async with self._aconn.cursor(row_factory=namedtuple_row) as cur:
+            async with (await db.get()).cursor(row_factory=namedtuple_row) as cur:
                 yield cur
         except psycopg.OperationalError:
-            self._close()  # the server restarted: the next drain connects again
+            db.drop()  # the server restarted: the next drain connects again
             raise
-
-    def _close(self) -> None:
-        conn, self._aconn = self._aconn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.pgconn.finish()
 
     def _read(self) -> list[Any]:
         t = self._outbox.table
@@ -228,8 +219,7 @@ class Relay:
             # Through the driver: SQLAlchemy's row processing was a third of the relay's work
             # per event (docs/benchmarks.md).
             with contextlib.closing(raw.cursor(row_factory=namedtuple_row)) as cur:
-                cur.execute(f"SELECT {_COLUMNS} FROM {t.name} ORDER BY id LIMIT %s",
-                            (self._batch,))
+                cur.execute(_READ.format(table=t.name), (self._batch,))
                 return cur.fetchall()
 
     def _delete(self, ids: list[int]) -> None:
@@ -246,6 +236,7 @@ class Relay:
                 cur.execute(_DELETE.format(table=t.name), (_ids(ids),), prepare=False)
 
 
+_READ = f"SELECT {_COLUMNS} FROM {{table}} ORDER BY id LIMIT %s"
 _DELETE = "DELETE FROM {table} WHERE id = ANY(%s::bigint[])"
 
 
