@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from metrics.models import Counter, ProjectedCase
 from services.consumer import RetryBatch
-from services.db import binary_types, copy_binary, driver, pg_text_array
+from services.db import binary_types, copy_binary, driver, pg_array, pg_text_array
 
 if TYPE_CHECKING:
     from metrics.projection import CaseFacts
@@ -143,12 +143,14 @@ def update_cases(session: Session, cases: "Sequence[CaseFacts]",
             # makes this one wait, then re-check the condition against the committed row:
             # changed, the row is not updated.
             sets = ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
+            *columns, codes = zip(*rows, strict=True)
+            code_array, code_param = pg_text_array(list(codes))
             cur.execute(
                 f"UPDATE {CASES} AS c SET {sets} FROM unnest(%s::int[], %s::int[], %s::date[], "
-                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::int[], %s::text[]) "
+                f"%s::bool[], %s::bool[], %s::int[], %s::int[], %s::int[], {code_array}) "
                 f"AS u({', '.join(_MUTABLE)}, loaded, case_code) "
                 "WHERE c.case_code = u.case_code AND c.sequence IS NOT DISTINCT FROM u.loaded",
-                [list(col) for col in zip(*rows, strict=True)],
+                [*map(pg_array, columns), code_param],
             )
             updated = cur.rowcount
         else:

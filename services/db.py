@@ -3,7 +3,7 @@
 import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any, TypeVar
 
@@ -178,6 +178,14 @@ def binary_types(table: Table, columns: tuple[str, ...]) -> list[str]:
             raise TypeError(f"{table.name}.{name}: no binary COPY type for {kind!r}")
         types.append(found)
     return types
+
+
+def pg_array(values: Iterable[int | bool | date | None]) -> str:
+    """The text form of an array of numbers, booleans or dates (never strings: those would need
+    quoting; see pg_text_array), the parameter of a `%s::int[]`: psycopg dumps a list element
+    by element in Python, about 2.5 times the cost of this string (docs/benchmarks.md, ninth
+    pass)."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def pg_text_array(values: list[str]) -> tuple[str, Any]:
