@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from intake import service
 from intake.models import Case
-from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
+from intake.schemas import CaseCreate, EventCreate, EventResult, SubmissionCreate
 from services.errors import Conflict, MotcuaError
 from tests.harness import Stack
 from tests.intake.domain import Domain, make_domain
@@ -195,6 +195,9 @@ def check(driver: Driver, procedure: str, online: bool, steps: list[Any]) -> Non
             assert kind not in answer["allowed_events"]
         else:
             last = body
+            # The answer is built as JSON directly: exactly the response model's JSON form.
+            assert EventResult.model_validate(answer).model_dump(mode="json") == answer
+            assert answer["status"] == model.status
         assert driver.status(code) == model.status, (kind, steps)
 
 
