@@ -1,11 +1,14 @@
 """Processed-event claims on PostgreSQL: the batch's ids travel as one joined string, and an id
-holding the separator still works (it falls back to an array parameter)."""
+holding the separator still works (it falls back to an array parameter). Arrays of numbers,
+booleans and dates travel as one string too (services.db.pg_array)."""
 
 from collections.abc import Callable
+from contextlib import closing
+from datetime import date
 
 from sqlalchemy import Engine
 
-from services.db import make_engine, pg_text_array, transaction
+from services.db import driver, make_engine, pg_array, pg_text_array, transaction
 from services.tracking import Tracking
 
 TRACKING = Tracking("trackingtest")
@@ -31,4 +34,19 @@ def test_claims_on_postgres_count_each_id_once(make_pg_database: Callable[[], st
     with transaction(engine) as session:
         again = TRACKING.claim_new(session, ["id-1", "odd\x1fone", "new-1", "new-1"])
     assert again == {"new-1"}
+    engine.dispose()
+
+
+def test_arrays_as_one_string_read_back_as_the_values(
+        make_pg_database: Callable[[], str]) -> None:
+    # The projection's update passes its columns so (metrics.projection_sql.update_cases).
+    ints, flags, days = [3, None, -1, 0], [True, False, None, True], [date(2026, 2, 28), None]
+    engine = make_engine(make_pg_database())
+    with engine.connect() as conn:
+        raw, _ = driver(conn)
+        with closing(raw.cursor()) as cur:
+            cur.execute("SELECT %s::int[], %s::bool[], %s::date[]",
+                        [pg_array(ints), pg_array(flags), pg_array(days)])
+            assert cur.fetchone() == (ints, flags, days)
+    assert pg_array([]) == "{}"
     engine.dispose()
