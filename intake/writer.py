@@ -173,6 +173,8 @@ class GroupWriter:
         futures = [loop.create_future() for _ in items]
         self._queue.extend(zip(items, futures, strict=True))
         self._wake.set()
+        if len(futures) == 1:  # a single-case request: gather's own future and callbacks spared
+            return [await futures[0]]
         return list(await asyncio.gather(*futures))
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -74,6 +74,11 @@ def build_app(
         version="1.0.0",
         lifespan=lifespan,
         description="motcua: case tracking for Vietnam's one-stop-shop counters.",
+        # Monitoring is Prometheus (docs/monitoring.md). FastAPI's native OpenTelemetry asked
+        # the global providers on every request whether anyone listens (environment look-ups
+        # included): 3 µs a request for nothing (docs/benchmarks.md, ninth pass).
+        telemetry={"tracing": False, "metrics": False, "logs": False,
+                   "operation_spans": False},
     )
     install_error_handlers(app)
     app.state.security = security

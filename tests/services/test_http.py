@@ -80,3 +80,72 @@ def test_latency_is_recorded_by_method_route_and_status_class() -> None:
     text = generate_latest(registry).decode()
     assert ('motcua_http_request_duration_seconds_count{method="POST",route="unmatched",'
             'status="2xx"} 3.0') in text
+
+
+def _scope() -> dict[str, Any]:
+    return {"type": "http", "method": "POST", "path": "/v1/cases", "headers": []}
+
+
+async def _nothing() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_a_request_cancelled_by_the_server_is_not_answered_as_timed_out() -> None:
+    # A server shutting down cancels its requests: that must stay a cancellation, within the
+    # time limit or not, never a 503 sent on the way out.
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(5)
+
+    async def go(seconds: float) -> str:
+        task = asyncio.create_task(RequestTimeout(slow, seconds=seconds)(_scope(), _nothing,
+                                                                         send))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+    assert asyncio.run(go(5.0)) == "cancelled"
+    assert sent == []
+
+
+def test_an_answer_started_but_not_finished_in_time_is_cut_not_answered_twice() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def stalls(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await asyncio.sleep(5)
+
+    async def go() -> str:
+        try:
+            await RequestTimeout(stalls, seconds=0.05)(_scope(), _nothing, send)
+        except TimeoutError:
+            return "timed out"
+        return "finished"
+
+    assert asyncio.run(go()) == "timed out"
+    assert [m["type"] for m in sent] == ["http.response.start"]
+    # The timer is gone with the request: a request finished in time is not cancelled later.
+    assert asyncio.run(_finishes_in_time()) == 201
+
+
+async def _finishes_in_time() -> int:
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await RequestTimeout(echo, seconds=0.05)(_scope(), _nothing, send)
+    await asyncio.sleep(0.1)  # past the limit: nothing may cancel this task now
+    return statuses[0]
