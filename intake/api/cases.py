@@ -1,6 +1,6 @@
 """Cases: receive, record events (one or a batch), read back, public look-up."""
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -22,14 +22,11 @@ from intake.schemas import (
     SubmissionCreate,
     SubmissionReceipt,
 )
-from intake.uow import IntakeDep
+from intake.uow import IntakeDep, intake_of
 from intake.writer import Item
 from services.errors import Forbidden, MotcuaError, ValidationFailed
 from services.security import Principal
 from services.security.policy import CaseReaderDep, CounterDep, public, security_of
-
-if TYPE_CHECKING:
-    from intake.app import IntakeComponent
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 IdempotencyKey = Annotated[
@@ -46,9 +43,9 @@ def _scope(principal: Principal) -> Principal | None:
     return principal if needs_check(principal) else None
 
 
-async def _write(intake: "IntakeComponent", request: Request, item: Item) -> Response:
+async def _write(request: Request, item: Item) -> Response:
     try:
-        body, created = await intake.submit_one(item)
+        body, created = await intake_of(request).submit_one(item)
     except Forbidden:
         security_of(request).refuse(403, "scope")
         raise
@@ -61,44 +58,45 @@ async def _write(intake: "IntakeComponent", request: Request, item: Item) -> Res
 @router.post("/cases", status_code=201, response_model=CaseReceipt, responses=PROBLEMS,
              summary="Receive a case (tiếp nhận hồ sơ)")
 async def receive_case(
-    data: CaseCreate, intake: IntakeDep, principal: CounterDep, request: Request,
+    data: CaseCreate, principal: CounterDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     note = Note(actor(request, principal), "case.received", case_code=data.case_code)
-    return await _write(intake, request, Item(service.receive, {
+    return await _write(request, Item(service.receive, {
         "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/submissions", status_code=201, response_model=SubmissionReceipt,
              responses=PROBLEMS, summary="Register an online submission (status 1, mới đăng ký)")
 async def submit_case(
-    data: SubmissionCreate, intake: IntakeDep, principal: CounterDep, request: Request,
+    data: SubmissionCreate, principal: CounterDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The counter then records `received` (sets the due date) or `refused` on the case."""
     note = Note(actor(request, principal), "case.submitted", case_code=data.case_code)
-    return await _write(intake, request, Item(service.submit, {
+    return await _write(request, Item(service.submit, {
         "data": data, "idempotency_key": idempotency_key, "scope": _scope(principal)}, note))
 
 
 @router.post("/cases/{case_code}/events", status_code=201, response_model=EventResult,
              responses=PROBLEMS, summary="Record what happened to a case")
 async def record_event(
-    case_code: CaseCode, data: EventCreate, intake: IntakeDep, principal: CounterDep,
-    request: Request, idempotency_key: IdempotencyKey = None,
+    case_code: CaseCode, data: EventCreate, principal: CounterDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     note = Note(actor(request, principal), f"case.{data.type}", case_code=case_code)
-    return await _write(intake, request, Item(service.record, {
+    return await _write(request, Item(service.record, {
         "case_code": case_code, "data": data, "idempotency_key": idempotency_key,
         "scope": _scope(principal)}, note))
 
 
 @router.post("/events:batch", summary="Record up to 1,000 events, answered per item",
              responses=PROBLEMS)
-async def record_batch(batch: BatchRequest, intake: IntakeDep, principal: CounterDep,
+async def record_batch(batch: BatchRequest, principal: CounterDep,
                        request: Request) -> Response:
     """Every valid item is written by the group writer with the requests in flight beside it;
     each is answered on its own (201, 200 for a retry, or a problem), in order."""
+    intake = intake_of(request)
     if len(batch.events) > intake.settings.batch_max_items:
         raise ValidationFailed(
             f"a batch holds at most {intake.settings.batch_max_items} events",
