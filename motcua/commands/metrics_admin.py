@@ -60,6 +60,6 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
         if bar is not None:
             bar.close()
     print(f"rebuilt the KPI projection from {report.read} records of the case log "
-          f"in {report.seconds:.1f}s: {report.applied} events applied, "
+          f"in {report.seconds:.2f}s: {report.applied} events applied, "
           f"{report.duplicates} duplicates skipped, {report.undecodable} undecodable skipped; "
           f"{report.cases} cases, {report.counters} counters")
