@@ -50,12 +50,12 @@ class UnknownVersionError(DecodeError):
 def encode(envelope: Envelope) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """Return (key, value, headers). Key = subject (the case code, or the catalogue entry's
     code) keeps one entity's events in order."""
-    fields = envelope.model_dump(mode="json")
-    if fields["subjectsequence"] is None:
-        # An extension attribute without a value is left out (CloudEvents: absent, not null):
-        # an event recorded without one encodes to the same bytes as before it existed.
-        del fields["subjectsequence"]
-    value = orjson.dumps(fields)
+    # Serialised by pydantic straight to JSON: the bytes orjson made of model_dump's JSON form,
+    # at 3.5 µs an event instead of 6.9 (docs/benchmarks.md, ninth pass).
+    # An extension attribute without a value is left out (CloudEvents: absent, not null): an
+    # event recorded without one encodes to the same bytes as before it existed.
+    unset = {"subjectsequence"} if envelope.subjectsequence is None else None
+    value = envelope.model_dump_json(exclude=unset).encode()
     headers = [
         ("content-type", CONTENT_TYPE),
         ("ce_id", envelope.id.encode()),

@@ -44,6 +44,14 @@ def test_round_trip(cls: type[CaseEvent]) -> None:
     assert decoded == envelope
     assert type(decoded.data) is cls
     assert key == CASE_CODE.encode()
+    # The bytes: the model's JSON form, compact, keys in field order, text as raw UTF-8; with
+    # a subject sequence and without one (left out). Consumers of other languages read these.
+    for sequence in (None, 3):
+        numbered = envelope.model_copy(update={"subjectsequence": sequence})
+        form = numbered.model_dump(mode="json")
+        if sequence is None:
+            del form["subjectsequence"]
+        assert encode(numbered)[1] == orjson.dumps(form)
     assert dict(headers) == {
         "content-type": CONTENT_TYPE,
         "ce_id": envelope.id.encode(),
