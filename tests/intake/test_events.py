@@ -3,9 +3,12 @@
 import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from intake.schemas import CaseReceipt
+from services.clock import LOCAL_TZ
 from tests.factories import CENTRE, FEE_PROCEDURE, case_body, event_body
 from tests.harness import Stack, StackFactory
 
@@ -174,3 +177,17 @@ def test_concurrent_receipts_get_unique_sequential_codes(
         codes = list(pool.map(lambda _: receive(stack), range(40)))
     assert len(set(codes)) == 40
     assert sorted(int(c.rsplit("-", 1)[1]) for c in codes) == list(range(1, 41))
+
+
+def test_the_slip_is_the_receipt_models_json_at_any_offset(embedded_stack: Stack) -> None:
+    # The slip is built as JSON directly; times in UTC are written with Z, as pydantic does.
+    now = datetime.now(UTC).replace(microsecond=0)
+    for received_at in (None, now.isoformat(), now.astimezone(LOCAL_TZ).isoformat(),
+                        (now - timedelta(minutes=5, microseconds=1)).isoformat()):
+        body = case_body(received_at=... if received_at is None else received_at)
+        r = embedded_stack.client.post("/v1/cases", json=body)
+        assert r.status_code == 201, r.text
+        slip = r.json()
+        assert CaseReceipt.model_validate(slip).model_dump(mode="json") == slip
+        if received_at is not None and received_at.endswith("+00:00"):
+            assert slip["received_at"] == received_at[:-6] + "Z"

@@ -16,7 +16,14 @@ from sqlalchemy import select
 
 from intake import service
 from intake.models import Case
-from intake.schemas import CaseCreate, EventCreate, EventResult, SubmissionCreate
+from intake.schemas import (
+    CaseCreate,
+    CaseReceipt,
+    EventCreate,
+    EventResult,
+    SubmissionCreate,
+    SubmissionReceipt,
+)
 from services.errors import Conflict, MotcuaError
 from tests.harness import Stack
 from tests.intake.domain import Domain, make_domain
@@ -141,9 +148,13 @@ class Driver:
         if self.stack is not None:
             r = self.stack.client.post(url, json=body)
             assert r.status_code == 201, r.text
-            return str(r.json()["case_code"])
-        assert self.domain is not None
-        answer, _created = self.domain.run(fn, data=schema.model_validate(body))
+            answer = r.json()
+        else:
+            assert self.domain is not None
+            answer, _created = self.domain.run(fn, data=schema.model_validate(body))
+        # Built as JSON directly: exactly the response model's JSON form.
+        model = SubmissionReceipt if online else CaseReceipt
+        assert model.model_validate(answer).model_dump(mode="json") == answer
         return str(answer["case_code"])
 
     def post(self, code: str, body: dict[str, Any]) -> tuple[bool, Any]:
