@@ -246,7 +246,7 @@ class Batch:
         order, as they were locked)."""
         raw = self.raw
         assert raw is not None, "PostgreSQL only"
-        create, update_from, empty = update_sql()
+        create, update_from, empty = UPDATE_SQL
         with closing(raw.cursor()) as cur:
             cur.execute(create)
             _copy(raw, CASES, rows, into=SCRATCH)
@@ -327,9 +327,8 @@ def fresh_codes(groups: list[tuple[tuple[str, date], int]], rows: Iterable[Any]
     return out
 
 
-def update_sql() -> tuple[str, str, str]:
-    """The scratch table's creation, the UPDATE from it, its emptying."""
-    return (f"CREATE TEMP TABLE IF NOT EXISTS {SCRATCH} (LIKE {CASES.name})",
-            f"UPDATE {CASES.name} AS c SET ({_SET}) = ({_FROM}) FROM {SCRATCH} AS s "
-            "WHERE s.case_code = c.case_code",
-            f"TRUNCATE {SCRATCH}")
+# The changed cases' update: the scratch table's creation, the UPDATE from it, its emptying.
+UPDATE_SQL = (f"CREATE TEMP TABLE IF NOT EXISTS {SCRATCH} (LIKE {CASES.name})",
+              f"UPDATE {CASES.name} AS c SET ({_SET}) = ({_FROM}) FROM {SCRATCH} AS s "
+              "WHERE s.case_code = c.case_code",
+              f"TRUNCATE {SCRATCH}")

@@ -20,10 +20,8 @@ from collections import Counter
 from datetime import date
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import set_json_dumps
 from sqlalchemy import Engine, Table
 
 from intake.batch import (
@@ -32,11 +30,11 @@ from intake.batch import (
     EVENTS,
     SCRATCH,
     SEQUENCE_SQL,
+    UPDATE_SQL,
     Batch,
     Detached,
     copy_columns,
     fresh_codes,
-    update_sql,
     utc_row,
     where_in_sql,
 )
@@ -174,7 +172,7 @@ async def _write(cur: Cursor, batch: Batch) -> None:
         if table is not None:
             await _copy(cur, table, rows)
             continue
-        create, update_from, empty = update_sql()
+        create, update_from, empty = UPDATE_SQL
         await cur.execute(create)
         await _copy(cur, CASES, rows, into=SCRATCH)
         await cur.execute(update_from)
@@ -184,7 +182,6 @@ async def _write(cur: Cursor, batch: Batch) -> None:
 async def _copy(cur: Cursor, table: Table, rows: list[dict[str, Any]],
                 into: str | None = None) -> None:
     columns, types, values = copy_columns(table, rows)
-    set_json_dumps(orjson.dumps, context=cur)
     async with cur.copy(copy_statement(into or table.name, columns)) as copy:
         copy.set_types(types)
         for row in rows:

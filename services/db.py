@@ -76,6 +76,9 @@ class DriverConnection:
             self._conn = await psycopg.AsyncConnection.connect(
                 self._url, autocommit=self._autocommit,
                 connect_timeout=self.CONNECT_TIMEOUT_SECONDS)
+            # JSON parameters and COPY values dumped by orjson, as copy_binary's: set once on
+            # the connection, which its cursors inherit, not again for every COPY.
+            set_json_dumps(orjson.dumps, context=self._conn)
         return self._conn
 
     def drop(self) -> None:
