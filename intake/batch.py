@@ -17,7 +17,6 @@ from datetime import UTC, date
 from operator import itemgetter
 from typing import Any
 
-from psycopg.rows import dict_row
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from contracts import CASES_TOPIC, Envelope
@@ -26,7 +25,14 @@ from intake.models import OUTBOX, Applicant, AuditEntry, Case, CaseEventRecord
 from intake.state import COLUMNS, CaseState
 from registry.catalogue import Catalogue
 from registry.store import CatalogueStore
-from services.db import UTCDateTime, binary_types, copy_binary, driver, pg_text_array
+from services.db import (
+    UTCDateTime,
+    binary_types,
+    copy_binary,
+    driver,
+    interned_dict_row,
+    pg_text_array,
+)
 from services.errors import Conflict
 from services.security.scopes import AgencyTree
 
@@ -148,7 +154,7 @@ class Batch:
                 query = query.order_by(table.c[key]).with_for_update()
             return [dict(row) for row in conn.execute(query).mappings()]
         sql, param = where_in_sql(table, columns, key, values, lock=lock)
-        with closing(self.raw.cursor(row_factory=dict_row)) as cur:
+        with closing(self.raw.cursor(row_factory=interned_dict_row)) as cur:
             cur.execute(sql, (param,), prepare=False)
             return cur.fetchall()
 

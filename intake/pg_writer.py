@@ -21,7 +21,6 @@ from datetime import date
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from sqlalchemy import Engine, Table
 
 from intake.batch import (
@@ -41,7 +40,7 @@ from intake.batch import (
 from intake.service import IntakeDeps, assign_codes, codes_wanted
 from intake.state import COLUMNS
 from intake.writer import Item, Outcome, audit_outcomes, clash, lookups, stage, unavailable
-from services.db import DriverConnection, copy_statement
+from services.db import DriverConnection, copy_statement, interned_dict_row
 
 log = logging.getLogger(__name__)
 Cursor = psycopg.AsyncCursor[dict[str, Any]]
@@ -116,7 +115,7 @@ class LoopWriter:
                            items: list[Item]) -> list[Outcome]:
         """Everything but the commit."""
         deps = self._deps
-        async with conn.cursor(row_factory=dict_row) as cur:
+        async with conn.cursor(row_factory=interned_dict_row) as cur:
             await cur.execute(deps.store.revision_sql())
             found = await cur.fetchone()
             revision = str((found or {}).get("revision") or "")

@@ -1,14 +1,24 @@
 """Processed-event claims on PostgreSQL: the batch's ids travel as one joined string, and an id
 holding the separator still works (it falls back to an array parameter). Arrays of numbers,
-booleans and dates travel as one string too (services.db.pg_array)."""
+booleans and dates travel as one string too (services.db.pg_array). Rows read as dicts have
+interned keys (services.db.interned_dict_row)."""
 
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from datetime import date
 
+from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
-from services.db import driver, make_engine, pg_array, pg_text_array, transaction
+from services.db import (
+    driver,
+    interned_dict_row,
+    make_engine,
+    pg_array,
+    pg_text_array,
+    transaction,
+)
 from services.tracking import Tracking
 
 TRACKING = Tracking("trackingtest")
@@ -49,4 +59,25 @@ def test_arrays_as_one_string_read_back_as_the_values(
                         [pg_array(ints), pg_array(flags), pg_array(days)])
             assert cur.fetchone() == (ints, flags, days)
     assert pg_array([]) == "{}"
+    engine.dispose()
+
+
+def test_rows_as_dicts_are_psycopgs_with_the_names_a_class_takes(
+        make_pg_database: Callable[[], str]) -> None:
+    # intake builds a CaseState(**row) of each case it reads: keywords whose names are the
+    # interned identifiers bind by identity, not by comparing strings.
+    engine = make_engine(make_pg_database())
+    query = ("SELECT 'H56-1' AS case_code, 2 AS status, NULL::date AS due_date "
+             "UNION ALL SELECT 'H56-2', 9, DATE '2026-03-02' ORDER BY 1")
+    with engine.connect() as conn:
+        raw, _ = driver(conn)
+        with closing(raw.cursor(row_factory=dict_row)) as cur:
+            expected = cur.execute(query).fetchall()
+        with closing(raw.cursor(row_factory=interned_dict_row)) as cur:
+            rows = cur.execute(query).fetchall()
+            assert cur.execute("SELECT 1 WHERE false").fetchall() == []
+    assert rows == expected == [{"case_code": "H56-1", "status": 2, "due_date": None},
+                                {"case_code": "H56-2", "status": 9,
+                                 "due_date": date(2026, 3, 2)}]
+    assert all(sys.intern(key) is key for row in rows for key in row)
     engine.dispose()
