@@ -24,11 +24,13 @@ from intake.schemas import (
 )
 from intake.uow import IntakeDep, intake_of
 from intake.writer import Item
+from services.direct_route import DirectRoute
 from services.errors import Forbidden, MotcuaError, ValidationFailed
 from services.security import Principal
 from services.security.policy import CaseReaderDep, CounterDep, public, security_of
 
-router = APIRouter(prefix="/v1", tags=["cases"])
+# DirectRoute: the write routes are intake's hot path (services/direct_route.py).
+router = APIRouter(prefix="/v1", tags=["cases"], route_class=DirectRoute)
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=64, description="Same as body event_id."),
