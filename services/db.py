@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 import psycopg
+from psycopg import pq
 from psycopg.types.json import set_json_dumps
 from sqlalchemy import (
     JSON,
@@ -184,13 +185,24 @@ def binary_types(table: Table, columns: tuple[str, ...]) -> list[str]:
     return types
 
 
+_ROWS = frozenset({pq.ExecStatus.TUPLES_OK, pq.ExecStatus.SINGLE_TUPLE,
+                   pq.ExecStatus.TUPLES_CHUNK})
+
+
 def interned_dict_row(cursor: Any) -> Callable[[Sequence[Any]], dict[str, Any]]:
     """psycopg's `dict_row`, its keys interned: the names a class's keyword parameters are
     interned, and Python matches `Class(**row)`'s keywords to them by identity first, then by
     comparing strings one parameter after another. psycopg's column names are fresh strings
     for every query: a 30-column CaseState was built in 10 µs instead of 4 (docs/benchmarks.md,
     tenth pass)."""
-    names = [sys.intern(column.name) for column in cursor.description or ()]
+    # From the result itself, as dict_row does: `description` builds an object per column. A
+    # result of no rows (a COPY, a command) has no names.
+    result = cursor.pgresult
+    names: list[str] = []
+    if result is not None and result.status in _ROWS:
+        encoding = cursor.connection.info.encoding
+        names = [sys.intern(bytes(result.fname(i) or b"").decode(encoding))
+                 for i in range(result.nfields)]
 
     def row(values: Sequence[Any]) -> dict[str, Any]:
         return dict(zip(names, values, strict=True))

@@ -76,6 +76,11 @@ def test_rows_as_dicts_are_psycopgs_with_the_names_a_class_takes(
         with closing(raw.cursor(row_factory=interned_dict_row)) as cur:
             rows = cur.execute(query).fetchall()
             assert cur.execute("SELECT 1 WHERE false").fetchall() == []
+            # A COPY's result has columns but no names: intake's writer copies on this cursor.
+            cur.execute("CREATE TEMP TABLE copied (code text)")
+            with cur.copy("COPY copied (code) FROM STDIN") as copy:
+                copy.write_row(["H56-3"])
+            assert cur.execute("SELECT code FROM copied").fetchall() == [{"code": "H56-3"}]
     assert rows == expected == [{"case_code": "H56-1", "status": 2, "due_date": None},
                                 {"case_code": "H56-2", "status": 9,
                                  "due_date": date(2026, 3, 2)}]
