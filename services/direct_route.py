@@ -6,9 +6,10 @@ tenth pass), more than the bare framework's whole request. `DirectRoute` plans, 
 fill a simple route's arguments: a JSON body that is one model, headers named by an explicit
 alias, path parameters, and dependencies that take nothing but the request. A request it can
 fill exactly is served with the same validators FastAPI would run; any other (no JSON content
-type, a body orjson cannot parse, a value that fails validation, a header missing that has no
-default) goes to FastAPI's own handler, which answers it as it always has. A route using
-anything outside that plan is FastAPI's alone. The OpenAPI document is FastAPI's either way.
+type, a streamed body, a body orjson cannot parse, a value that fails validation, a header
+missing that has no default) goes to FastAPI's own handler, which answers it as it always
+has. A route using anything outside that plan is FastAPI's alone. The OpenAPI document is
+FastAPI's either way.
 """
 
 import contextvars
@@ -79,7 +80,12 @@ class Plan:
             kind = headers.get("content-type", "")
             if kind != _JSON and not kind.startswith(_JSON + ";"):
                 return None
-            raw_body = await request.body()
+            if "content-length" not in headers:
+                return None  # streamed: read, limited and refused as FastAPI does
+            try:
+                raw_body = await request.body()
+            except Exception:
+                return None  # gone or refused mid-body: FastAPI's reading answers it again
             try:
                 # orjson accepts a subset of what the json module does, and parses it alike.
                 parsed = orjson.loads(raw_body)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from services.direct_route import DirectRoute, plan
 from services.errors import Forbidden, install_error_handlers
+from services.http import BodyLimit
 
 
 class Body(BaseModel):
@@ -102,6 +103,27 @@ def test_every_request_is_answered_as_fastapi_answers_it(
             r = client.post(path, headers=headers, content=body)
         answers.append((r.status_code, r.headers.get("content-type"), r.content, calls))
     assert answers[1] == answers[0]
+
+
+@pytest.mark.parametrize("chunks", [2, 5])
+def test_a_streamed_body_is_read_and_refused_as_fastapi_does(chunks: int) -> None:
+    # No Content-Length: the edge's limit (120 bytes here) counts the chunks as they come.
+    def body() -> Iterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(chunks):
+            yield b"x" * 30
+        yield b'"}'
+
+    answers = []
+    for route_class in (APIRoute, DirectRoute):
+        calls: list[str] = []
+        app = _app(route_class, calls)
+        app.add_middleware(BodyLimit, limit=120)
+        with TestClient(app) as client:
+            r = client.post("/v1/things/AB", headers=GOOD, content=body())
+        answers.append((r.status_code, r.content, calls))
+    assert answers[1] == answers[0]
+    assert answers[0][0] == (201 if chunks == 2 else 400)
 
 
 def test_the_usual_request_skips_dependency_solving(solved: list[str]) -> None:
