@@ -41,7 +41,7 @@ class _Param:
 class _Dependency:
     name: str | None  # None: a router's dependency, run for its checks only
     call: Callable[..., Awaitable[Any]]
-    wants_request: bool
+    request_name: str | None  # its parameter taking the request, if any
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def plan(route: APIRoute) -> Plan | None:
                 or sub.http_connection_param_name or sub.response_param_name
                 or sub.background_tasks_param_name or sub.security_scopes_param_name):
             return None
-        dependencies.append(_Dependency(sub.name, sub.call, sub.request_param_name is not None))
+        dependencies.append(_Dependency(sub.name, sub.call, sub.request_param_name))
     if len({id(d.call) for d in dependencies}) != len(dependencies):
         return None  # FastAPI runs a dependency used twice once, and passes its value twice
     return Plan(call, dependant.request_param_name, body, tuple(headers), path,
@@ -162,19 +162,25 @@ class DirectRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         standard = super().get_route_handler()
-        found = plan(_effective(self))
+        route = _effective(self)
+        found = plan(route)
         if found is None:
             return standard
         arguments, dependencies, endpoint = found.arguments, found.dependencies, found.call
+        # The app: dependencies overridden there (app.dependency_overrides) are FastAPI's to run.
+        provider = route.dependency_overrides_provider
 
         async def direct(request: Request) -> Response:
+            if getattr(provider, "dependency_overrides", None):
+                return await standard(request)
             values = await arguments(request)
             if values is None:
                 return await standard(request)
             # In declaration order, as FastAPI runs them; after the checks above, which have
             # no effects, so a request FastAPI answers never ran one twice.
             for dep in dependencies:
-                value = await (dep.call(request) if dep.wants_request else dep.call())
+                value = await (dep.call(**{dep.request_name: request})
+                               if dep.request_name is not None else dep.call())
                 if dep.name is not None:
                     values[dep.name] = value
             return await endpoint(**values)

@@ -32,8 +32,9 @@ def _app(route_class: type[APIRoute], calls: list[str]) -> FastAPI:
             raise Forbidden("no")
         return "counter-1"
 
-    async def router_check() -> None:
+    async def router_check(*, request: Request) -> None:
         calls.append("router_check")
+        assert request.method == "POST" or request.url.path == "/v1/plain"
 
     router = APIRouter(route_class=route_class, dependencies=[Depends(router_check)])
 
@@ -50,6 +51,7 @@ def _app(route_class: type[APIRoute], calls: list[str]) -> FastAPI:
         return {"q": q}
 
     app = FastAPI()
+    app.state.who = who
     install_error_handlers(app)
     app.include_router(router, prefix="/v1")
     return app
@@ -143,6 +145,28 @@ def test_the_usual_request_skips_dependency_solving(solved: list[str]) -> None:
         # A route outside the plan's reach is FastAPI's.
         assert client.get("/v1/plain?q=3").json() == {"q": 3}
         assert solved == ["POST /v1/things/AB", "GET /v1/plain"]
+
+
+def _stand_in(calls: list[str]) -> Any:
+    async def stand_in() -> str:
+        calls.append("stand_in")
+        return "tester"
+
+    return stand_in
+
+
+def test_overridden_dependencies_are_fastapis_to_run(solved: list[str]) -> None:
+    answers = []
+    for route_class in (APIRoute, DirectRoute):
+        calls: list[str] = []
+        app = _app(route_class, calls)
+        app.dependency_overrides[app.state.who] = _stand_in(calls)
+        with TestClient(app) as client:
+            r = client.post("/v1/things/AB", headers=GOOD, content=b'{"name": "x"}')
+        answers.append((r.status_code, r.text, calls))
+    assert answers[1] == answers[0] == (201, "AB x 0 tester None POST",
+                                        ["router_check", "stand_in", "make"])
+    assert solved == ["POST /v1/things/AB"] * 2
 
 
 def test_the_openapi_document_is_fastapis() -> None:
