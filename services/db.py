@@ -201,7 +201,7 @@ def interned_dict_row(cursor: Any) -> Callable[[Sequence[Any]], dict[str, Any]]:
     names: list[str] = []
     if result is not None and result.status in _ROWS:
         encoding = cursor.connection.info.encoding
-        names = [sys.intern(bytes(result.fname(i) or b"").decode(encoding))
+        names = [sys.intern((result.fname(i) or b"").decode(encoding))
                  for i in range(result.nfields)]
 
     def row(values: Sequence[Any]) -> dict[str, Any]:

@@ -185,5 +185,4 @@ class DirectRoute(APIRoute):
                     values[dep.name] = value
             return await endpoint(**values)
 
-        direct.plan = found  # type: ignore[attr-defined]
         return direct

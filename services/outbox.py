@@ -34,7 +34,7 @@ from sqlmodel import SQLModel
 
 from contracts import Envelope, encode
 from services.bus.base import Bus, Record
-from services.db import DriverConnection, UTCDateTime, driver
+from services.db import DriverConnection, UTCDateTime, driver, pg_array
 
 log = logging.getLogger(__name__)
 # pg advisory lock key space for relays, one key per outbox
@@ -197,7 +197,7 @@ class Relay:
             await asyncio.to_thread(self._delete, ids)
             return
         async with self._cursor(self._db) as cur:
-            await cur.execute(_DELETE.format(table=self._outbox.table.name), (_ids(ids),),
+            await cur.execute(_DELETE.format(table=self._outbox.table.name), (pg_array(ids),),
                               prepare=False)
 
     @staticmethod
@@ -233,15 +233,11 @@ class Relay:
             # One array parameter as one string: an IN list of a thousand parameters was
             # rendered and bound afresh for every batch, half of the relay's work per event.
             with contextlib.closing(raw.cursor()) as cur:
-                cur.execute(_DELETE.format(table=t.name), (_ids(ids),), prepare=False)
+                cur.execute(_DELETE.format(table=t.name), (pg_array(ids),), prepare=False)
 
 
 _READ = f"SELECT {_COLUMNS} FROM {{table}} ORDER BY id LIMIT %s"
 _DELETE = "DELETE FROM {table} WHERE id = ANY(%s::bigint[])"
-
-
-def _ids(ids: list[int]) -> str:
-    return "{" + ",".join(map(str, ids)) + "}"
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
