@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import timedelta
@@ -37,10 +38,12 @@ from services.errors import MotcuaError, Unavailable
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, OutboxCollector, register
 from services.outbox import Relay, relay_readiness
+from services.relay_process import RelayProcess, serve
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+RELAY_COMMAND = (sys.executable, "-m", "motcua.cli", "relay", "intake")
 
 
 class IntakeComponent:
@@ -60,7 +63,12 @@ class IntakeComponent:
                                source=f"/motcua/{settings.service_name}", pii=self.pii)
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
-        self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
+        self.relay: Relay | RelayProcess = (
+            RelayProcess(models.OUTBOX, self.engine, command=RELAY_COMMAND,
+                         env=relay_env(settings))
+            if settings.relay_process else
+            Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix,
+                  poll_s=settings.relay_poll_seconds))
         on_loop = (LoopWriter(self.engine, self.deps)
                    if settings.write_on_loop and self.engine.dialect.name == "postgresql"
                    else None)
@@ -225,3 +233,28 @@ def create_app(
     return build_app(title="motcua intake", components=[component], bus=bus, registry=registry,
                      topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
                      settings=settings)
+
+
+def relay_env(settings: IntakeSettings) -> dict[str, str]:
+    """The relay process's environment: the parent's, with the parent's database, brokers and
+    topic prefix (which a caller may have set in code rather than in the environment)."""
+    assert settings.database_url and settings.kafka_bootstrap_servers, "checked by the settings"
+    return {"INTAKE_DATABASE_URL": settings.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "MOTCUA_TOPIC_PREFIX": settings.topic_prefix}
+
+
+async def run_relay_process(settings: IntakeSettings | None = None) -> None:
+    """`motcua relay intake`: intake's outbox relay, as the child process `motcua intake`
+    starts when `relay_process` is set (services/relay_process.py)."""
+    settings = settings or IntakeSettings()
+    engine = make_engine(settings.resolved_database_url("intake"), pool_size=2)
+    bus = make_bus(settings)
+    await bus.start()
+    try:
+        relay = Relay(models.OUTBOX, engine, bus, topic_prefix=settings.topic_prefix,
+                      poll_s=settings.relay_poll_seconds)
+        await serve(relay, engine, models.OUTBOX)
+    finally:
+        await bus.close()
+        engine.dispose()
