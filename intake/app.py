@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import timedelta
@@ -23,6 +22,7 @@ from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
 from intake.pg_writer import LoopWriter
 from intake.pii import PiiCipher
+from intake.relay import RELAY_COMMAND, relay_env
 from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
 from intake.service import IntakeDeps, Result
 from intake.settings import IntakeSettings
@@ -38,12 +38,11 @@ from services.errors import MotcuaError, Unavailable
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, OutboxCollector, register
 from services.outbox import Relay, relay_readiness
-from services.relay_process import RelayProcess, serve
+from services.relay_process import RelayProcess
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-RELAY_COMMAND = (sys.executable, "-m", "motcua.cli", "relay", "intake")
 
 
 class IntakeComponent:
@@ -234,27 +233,3 @@ def create_app(
                      topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
                      settings=settings)
 
-
-def relay_env(settings: IntakeSettings) -> dict[str, str]:
-    """The relay process's environment: the parent's, with the parent's database, brokers and
-    topic prefix (which a caller may have set in code rather than in the environment)."""
-    assert settings.database_url and settings.kafka_bootstrap_servers, "checked by the settings"
-    return {"INTAKE_DATABASE_URL": settings.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "MOTCUA_TOPIC_PREFIX": settings.topic_prefix}
-
-
-async def run_relay_process(settings: IntakeSettings | None = None) -> None:
-    """`motcua relay intake`: intake's outbox relay, as the child process `motcua intake`
-    starts when `relay_process` is set (services/relay_process.py)."""
-    settings = settings or IntakeSettings()
-    engine = make_engine(settings.resolved_database_url("intake"), pool_size=2)
-    bus = make_bus(settings)
-    await bus.start()
-    try:
-        relay = Relay(models.OUTBOX, engine, bus, topic_prefix=settings.topic_prefix,
-                      poll_s=settings.relay_poll_seconds)
-        await serve(relay, engine, models.OUTBOX)
-    finally:
-        await bus.close()
-        engine.dispose()

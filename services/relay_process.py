@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -193,7 +194,10 @@ async def _listen(engine: Engine, name: str, relay: Relay, stop: asyncio.Event) 
 
 
 async def _watch_parent(fd: int, stop: asyncio.Event) -> None:
-    """Stop at the end of `fd`: the parent closed it, or died."""
+    """Stop at the end of `fd` if it is a pipe: the parent closed it, or died. Run by hand or
+    by a supervisor (stdin a terminal, /dev/null or a file), only a signal stops it."""
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),

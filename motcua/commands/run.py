@@ -83,17 +83,6 @@ def cmd_service(args: argparse.Namespace) -> None:
 
 
 def cmd_relay(args: argparse.Namespace) -> None:
-    import asyncio
+    from intake.relay import main
 
-    from intake.app import run_relay_process
-    from intake.settings import IntakeSettings
-
-    settings = IntakeSettings()
-    tune_gc(settings.gc_young_threshold)
-    try:
-        import uvloop
-    except ImportError:  # uvicorn's [standard] extra brings it; the relay runs without too
-        asyncio.run(run_relay_process(settings))
-    else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run_relay_process(settings))
+    main()
