@@ -194,9 +194,11 @@ async def _listen(engine: Engine, name: str, relay: Relay, stop: asyncio.Event) 
 
 
 async def _watch_parent(fd: int, stop: asyncio.Event) -> None:
-    """Stop at the end of `fd` if it is a pipe: the parent closed it, or died. Run by hand or
-    by a supervisor (stdin a terminal, /dev/null or a file), only a signal stops it."""
-    if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+    """Stop at the end of `fd` if it is a pipe (asyncio gives a child's stdin as a socket
+    pair): the parent closed it, or died. Run by hand or by a supervisor (stdin a terminal,
+    /dev/null or a file), only a signal stops it."""
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
         return
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
