@@ -106,17 +106,6 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def relay_peak_rss_mb(pid: int) -> float:
-    """VmHWM of the outbox relay that the intake process `pid` runs as its child
-    (MOTCUA_INTAKE_RELAY_PROCESS); nan if it has none."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            with suppress(OSError):
-                if b"relay" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    return peak_rss_mb(int(child))
-    return float("nan")
-
-
 def quantiles(samples: Sequence[float]) -> dict[str, float]:
     s = sorted(samples)
     if not s:

@@ -24,17 +24,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.common import (
-    ROOT,
-    auth_env,
-    bearer,
-    free_port,
-    peak_rss_mb,
-    quantiles,
-    relay_peak_rss_mb,
-    save,
-    server,
-)
+from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, quantiles, save, server
 from bench.intake_http import realistic_bodies
 from bench.projection import KAFKA, PG
 
@@ -162,8 +152,6 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "MOTCUA_TOPIC_PREFIX": prefix,
                 "MOTCUA_LOG_LEVEL": "WARNING", "MOTCUA_CONSUMER_POLL_MS": "50",
-                # As docker-compose.yml deploys intake: its outbox relay in a child process.
-                "MOTCUA_INTAKE_RELAY_PROCESS": "true",
                 # One data dir: the three share the development secrets kept there.
                 "MOTCUA_DATA_DIR": tempfile.mkdtemp(prefix="motcua-fresh-"), **auth_env(),
                 **{f"{s.upper()}_DATABASE_URL": database() for s in SERVICES}})
@@ -184,7 +172,6 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         sent, answered, statuses = results.get()
         load.join()
         rss = {s: peak_rss_mb(p.pid) for s, p in procs.items()}
-        rss["intake-relay"] = relay_peak_rss_mb(procs["intake"].pid)
     q_idle, q_busy = quantiles(idle), quantiles(busy)
     return {"offered_cases_per_s": rate, "offered_events_per_s_approx": rate * 2,
             "seconds": seconds, "cases_sent": sent, "answers_by_status": statuses,

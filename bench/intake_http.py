@@ -21,16 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import (
-    ROOT,
-    auth_env,
-    bearer,
-    free_port,
-    peak_rss_mb,
-    relay_peak_rss_mb,
-    save,
-    server,
-)
+from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, save, server
 
 CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channel":"online",'
              '"online_level":"full","return_by_post":false,'
@@ -141,8 +132,6 @@ def motcua_command(mode: str, port: int, data: Path, *, database: str | None = N
     from bench.projection import KAFKA, fresh_database
 
     env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-                # As docker-compose.yml deploys it: the outbox relay in a child process.
-                "MOTCUA_INTAKE_RELAY_PROCESS": "true",
                 "INTAKE_DATABASE_URL": database or fresh_database(),
                 "MOTCUA_TOPIC_PREFIX": prefix or f"{data.name}."})
     return [py, "-m", "motcua.cli", "intake", "--port", str(port)], env
@@ -192,7 +181,6 @@ def run(seconds: int, connections: int, mode: str = "intake") -> dict[str, Any]:
             f"{base}/v1/events:batch", BATCH_LUA % (lua_codes, PER_BATCH, auth["Authorization"]),
             connections=8, seconds=seconds)
         results["motcua_peak_rss_mb"] = peak_rss_mb(proc.pid)
-        results["motcua_relay_peak_rss_mb"] = relay_peak_rss_mb(proc.pid)
     for kind in ("single", "batch"):
         m, b = results[f"motcua_{kind}"], results[f"baseline_{kind}"]
         results[f"ratio_{kind}"] = m["requests_per_s"] / b["requests_per_s"]
@@ -216,8 +204,7 @@ def main() -> None:
                   f"p99 {x['p99_ms']} ms  non-2xx {x['non_2xx']}")
         print(f"{kind:6} ratio motcua/baseline = {r[f'ratio_{kind}']:.3f}")
     print(f"batch events/s: {r['motcua_batch_events_per_s']:.0f}; "
-          f"peak RSS ({args.mode}) {r['motcua_peak_rss_mb']:.0f} MB, its relay process "
-          f"{r['motcua_relay_peak_rss_mb']:.0f} MB")
+          f"peak RSS ({args.mode}) {r['motcua_peak_rss_mb']:.0f} MB")
     save("intake_http" if args.mode == "intake" else "intake_http_up", r)
 
 

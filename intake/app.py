@@ -22,7 +22,6 @@ from intake.handlers import make_routing_handler
 from intake.metrics import IntakeMetrics
 from intake.pg_writer import LoopWriter
 from intake.pii import PiiCipher
-from intake.relay import RELAY_COMMAND, relay_env
 from intake.schemas import CaseCreate, EventCreate, SubmissionCreate
 from intake.service import IntakeDeps, Result
 from intake.settings import IntakeSettings
@@ -38,7 +37,6 @@ from services.errors import MotcuaError, Unavailable
 from services.migrations import upgrade
 from services.observability import ConsumerCollector, OutboxCollector, register
 from services.outbox import Relay, relay_readiness
-from services.relay_process import RelayProcess
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -62,12 +60,7 @@ class IntakeComponent:
                                source=f"/motcua/{settings.service_name}", pii=self.pii)
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
-        self.relay: Relay | RelayProcess = (
-            RelayProcess(models.OUTBOX, self.engine, command=RELAY_COMMAND,
-                         env=relay_env(settings))
-            if settings.relay_process else
-            Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix,
-                  poll_s=settings.relay_poll_seconds))
+        self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
         on_loop = (LoopWriter(self.engine, self.deps)
                    if settings.write_on_loop and self.engine.dialect.name == "postgresql"
                    else None)
@@ -232,4 +225,3 @@ def create_app(
     return build_app(title="motcua intake", components=[component], bus=bus, registry=registry,
                      topic_prefix=settings.topic_prefix, max_body_bytes=settings.max_body_bytes,
                      settings=settings)
-

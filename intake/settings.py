@@ -25,32 +25,11 @@ class IntakeSettings(ServiceSettings):
         description="On PostgreSQL, write the group-commit transactions from the event loop "
         "(psycopg's asynchronous connection) instead of a worker thread.",
     )
-    relay_process: bool = Field(
-        default=False,
-        description="Publish the outbox from a child process of its own, woken by NOTIFY, so "
-        "the API process keeps its core for requests (PostgreSQL and Kafka only; the "
-        "deployment's setting, docker-compose.yml).",
-    )
-    relay_poll_seconds: float = Field(
-        default=0.5, gt=0, le=60,
-        description="How long the outbox relay waits for a commit to wake it before it looks "
-        "at the outbox anyway.",
-    )
     pii_keys: SecretStr | None = Field(
         default=None,
         description="Keys encrypting applicant data at rest: `id:base64(32 bytes)`, comma "
         "separated, the first encrypts; required outside development.",
     )
-
-    @model_validator(mode="after")
-    def _relay_process_needs_postgres_and_kafka(self) -> "IntakeSettings":
-        url = self.database_url or ""
-        if self.relay_process and not (self.kafka_bootstrap_servers
-                                       and url.startswith("postgresql")):
-            raise ValueError("relay_process (MOTCUA_INTAKE_RELAY_PROCESS) needs Kafka "
-                             "(KAFKA_BOOTSTRAP_SERVERS) and PostgreSQL (INTAKE_DATABASE_URL): "
-                             "the embedded bus and SQLite live inside the one process")
-        return self
 
     @model_validator(mode="after")
     def _pii_keys_are_real(self) -> "IntakeSettings":

@@ -8,7 +8,7 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import psycopg
@@ -254,15 +254,7 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
             w.cancel()
 
 
-class RelayState(Protocol):
-    """What readiness and metrics read of a relay, in this process or in a child
-    (services.relay_process.RelayProcess)."""
-
-    published: int
-    last_error: str | None
-
-
-async def relay_readiness(outbox: Outbox, engine: Engine, relay: RelayState) -> dict[str, Any]:
+async def relay_readiness(outbox: Outbox, engine: Engine, relay: Relay) -> dict[str, Any]:
     """The readiness checks of a service that publishes through an outbox."""
     try:
         backlog = await asyncio.to_thread(outbox.backlog, engine)

@@ -25,10 +25,6 @@ def register(sub: Any) -> None:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=port)
         p.set_defaults(func=cmd_service)
-    relay = sub.add_parser("relay", help="a service's outbox relay on its own; `motcua intake` "
-                                         "starts it itself when MOTCUA_INTAKE_RELAY_PROCESS is set")
-    relay.add_argument("service", choices=["intake"])
-    relay.set_defaults(func=cmd_relay)
 
 
 def serve(app: FastAPI, host: str, port: int, banner: str | None = None, *,
@@ -80,9 +76,3 @@ def cmd_service(args: argparse.Namespace) -> None:
     settings: ServiceSettings = app.state.settings
     serve(app, args.host, args.port, gc_young=settings.gc_young_threshold,
           banner=f"motcua {name} on http://{args.host}:{args.port} (docs at /docs)")
-
-
-def cmd_relay(args: argparse.Namespace) -> None:
-    from intake.relay import main
-
-    main()

@@ -64,8 +64,6 @@ def processes(
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "MOTCUA_TOPIC_PREFIX": topic_prefix,
         "MOTCUA_CONSUMER_POLL_MS": "50",
-        # As docker-compose.yml deploys intake: its outbox relay in a child process.
-        "MOTCUA_INTAKE_RELAY_PROCESS": "true",
         "MOTCUA_DATA_DIR": str(tmp_path),
         **{f"{n.upper()}_DATABASE_URL": url for n, url in databases.items()},
     })

@@ -57,8 +57,6 @@ class System:
             "KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka,
             "MOTCUA_TOPIC_PREFIX": self.prefix,
             "MOTCUA_CONSUMER_POLL_MS": "50",
-            # As docker-compose.yml deploys intake: its outbox relay in a child process.
-            "MOTCUA_INTAKE_RELAY_PROCESS": "true",
             # Small batches: a kill lands mid-batch more often than not.
             "MOTCUA_CONSUMER_BATCH_SIZE": "20",
             "MOTCUA_DATA_DIR": str(self.tmp),
