@@ -12,6 +12,7 @@ Run: .venv/bin/python -m bench.intake_http [--mode up]
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,8 @@ def realistic_bodies(n: int = 2000, province: str = "H56") -> list[str]:
 def lua_string(text: str) -> str:
     return "[[" + text + "]]"
 
-# Each request: PER_BATCH transfers on existing cases, every event id unique across the run.
+# Each request: PER_BATCH transfers on existing cases, every event id unique across the run
+# (and across the rounds: the round is part of the id).
 # 100, not the API's 1,000: intake answers a batch item by item, and a 1,000-event request
 # outlasts wrk's timeout on this machine, which would leave nothing to measure. Requests in
 # flight together touch different cases (as different counters' batches would): each takes the
@@ -76,6 +78,7 @@ BATCH_CASES = 2000
 BATCH_LUA = """
 local codes = {%s}
 local per = %d
+local round = %d
 local n = 0
 local thread_id = 0
 setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
@@ -88,7 +91,7 @@ request = function()
     parts[i] = string.format(
       '{"case_code":"%%s","type":"transferred","event_id":"%%08x-%%04x-4000-8000-%%012x",'
       .. '"from_office":"000.00.20.H56","to_office":"000.00.03.H56","method":"electronic"}',
-      code, tid or 0, n %% 65536, n * per + i)
+      code, round * 256 + (tid or 0), n %% 65536, n * per + i)
   end
   return wrk.format("POST", "/v1/events:batch", {["Content-Type"] = "application/json",
                                                  ["Authorization"] = "%s"},
@@ -137,37 +140,26 @@ def motcua_command(mode: str, port: int, data: Path, *, database: str | None = N
     return [py, "-m", "motcua.cli", "intake", "--port", str(port)], env
 
 
-def run(seconds: int, connections: int, mode: str = "intake") -> dict[str, Any]:
+def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
+        ) -> dict[str, Any]:
+    """Both servers up side by side, their wrk runs alternated `rounds` times (baseline, then
+    motcua, for each load): this machine's speed drifts by a fifth within minutes, so figures
+    are the rounds' medians and the ratio the median of each round's ratio."""
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
     py = str(ROOT / ".venv" / "bin" / "python")
     uv = ["--log-level", "warning", "--no-access-log"]
-    results: dict[str, Any] = {"connections": connections, "seconds": seconds}
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), *uv],
-                f"{base}/readyz"):
-        results["baseline_single"] = wrk(f"{base}/v1/cases", SINGLE_LUA % ("", CASE_BODY),
-                                         connections=connections, seconds=seconds)
-        results["baseline_batch"] = wrk(f"{base}/v1/events:batch",
-                                        BATCH_LUA % ('"X", "Y"', PER_BATCH, ""),
-                                        connections=8, seconds=seconds)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    results: dict[str, Any] = {"connections": connections, "seconds": seconds, "rounds": rounds}
+    bport, port = free_port(), free_port()
+    bbase, base = f"http://127.0.0.1:{bport}", f"http://127.0.0.1:{port}"
     data = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
     cmd, env = motcua_command(mode, port, data)
     results["mode"] = mode
     auth = bearer("counter")
-    with server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
+    with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(bport), *uv],
+                f"{bbase}/readyz"), \
+            server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
         many = ",".join(lua_string(b) for b in realistic_bodies())
-        results["motcua_single"] = wrk(
-            f"{base}/v1/cases", MANY_LUA % (many, auth["Authorization"]),
-            connections=connections, seconds=seconds)
-        # The same body every time: one counter, whose daily case sequence every request
-        # takes in turn (a row lock held to the commit).
-        results["motcua_single_one_counter"] = wrk(
-            f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
-            connections=connections, seconds=seconds)
         codes = []
         with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
             for _ in range(BATCH_CASES):
@@ -177,13 +169,36 @@ def run(seconds: int, connections: int, mode: str = "intake") -> dict[str, Any]:
                 r.raise_for_status()
                 codes.append(r.json()["case_code"])
         lua_codes = ",".join(f'"{c}"' for c in codes)
-        results["motcua_batch"] = wrk(
-            f"{base}/v1/events:batch", BATCH_LUA % (lua_codes, PER_BATCH, auth["Authorization"]),
-            connections=8, seconds=seconds)
+        runs: list[dict[str, Any]] = []
+        for n in range(rounds):
+            runs.append({
+                "baseline_single": wrk(f"{bbase}/v1/cases", SINGLE_LUA % ("", CASE_BODY),
+                                       connections=connections, seconds=seconds),
+                "motcua_single": wrk(f"{base}/v1/cases", MANY_LUA % (many, auth["Authorization"]),
+                                     connections=connections, seconds=seconds),
+                "baseline_batch": wrk(f"{bbase}/v1/events:batch",
+                                      BATCH_LUA % ('"X", "Y"', PER_BATCH, n, ""),
+                                      connections=8, seconds=seconds),
+                "motcua_batch": wrk(f"{base}/v1/events:batch",
+                                    BATCH_LUA % (lua_codes, PER_BATCH, n, auth["Authorization"]),
+                                    connections=8, seconds=seconds),
+            })
+        # The same body every time: one counter, whose daily case sequence every request
+        # takes in turn (a row lock held to the commit). Once: it has no baseline.
+        results["motcua_single_one_counter"] = wrk(
+            f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
+            connections=connections, seconds=seconds)
         results["motcua_peak_rss_mb"] = peak_rss_mb(proc.pid)
+    results["runs"] = runs
+    for key in ("baseline_single", "motcua_single", "baseline_batch", "motcua_batch"):
+        results[key] = {q: statistics.median(r[key][q] for r in runs)
+                        for q in ("requests_per_s", "p50_ms", "p99_ms")}
+        results[key]["non_2xx"] = sum(r[key]["non_2xx"] for r in runs)
     for kind in ("single", "batch"):
-        m, b = results[f"motcua_{kind}"], results[f"baseline_{kind}"]
-        results[f"ratio_{kind}"] = m["requests_per_s"] / b["requests_per_s"]
+        ratios = [r[f"motcua_{kind}"]["requests_per_s"] / r[f"baseline_{kind}"]["requests_per_s"]
+                  for r in runs]
+        results[f"ratios_{kind}"] = ratios
+        results[f"ratio_{kind}"] = statistics.median(ratios)
     results["events_per_batch"] = PER_BATCH
     results["motcua_batch_events_per_s"] = results["motcua_batch"]["requests_per_s"] * PER_BATCH
     return results
@@ -193,16 +208,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="baseline and motcua runs alternated this many times")
     parser.add_argument("--mode", choices=("intake", "up"), default="intake",
                         help=motcua_command.__doc__)
     args = parser.parse_args()
-    r = run(args.seconds, args.connections, args.mode)
+    r = run(args.seconds, args.connections, args.mode, args.rounds)
     for kind in ("single", "batch"):
         for who in ("baseline", "motcua"):
             x = r[f"{who}_{kind}"]
             print(f"{kind:6} {who:8} {x['requests_per_s']:10.1f} req/s  p50 {x['p50_ms']} ms  "
                   f"p99 {x['p99_ms']} ms  non-2xx {x['non_2xx']}")
-        print(f"{kind:6} ratio motcua/baseline = {r[f'ratio_{kind}']:.3f}")
+        print(f"{kind:6} ratio motcua/baseline = {r[f'ratio_{kind}']:.3f} (median of "
+              f"{', '.join(f'{x:.3f}' for x in r[f'ratios_{kind}'])})")
     print(f"batch events/s: {r['motcua_batch_events_per_s']:.0f}; "
           f"peak RSS ({args.mode}) {r['motcua_peak_rss_mb']:.0f} MB")
     save("intake_http" if args.mode == "intake" else "intake_http_up", r)

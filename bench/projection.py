@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import resource
+import statistics
 import time
 import uuid
 from typing import Any
@@ -105,23 +106,32 @@ async def motcua_projection(prefix: str, total: int, batch: int) -> tuple[float,
     return total / elapsed, cpu
 
 
-def run(cases: int, batch: int, kind: str = "realistic") -> dict[str, Any]:
+def run(cases: int, batch: int, kind: str = "realistic", rounds: int = 3) -> dict[str, Any]:
+    """The bare consumer and the projection alternated `rounds` times over the same log (the
+    projection into a fresh database each time): figures are the rounds' medians, the ratio
+    the median of each round's ratio, because this machine's speed drifts within minutes."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     total = asyncio.run(produce(prefix, cases, kind))
     # As the metrics service's process starts (motcua.commands.run.serve, with metrics'
     # collector threshold); the baseline gets it too.
     tune_gc(MetricsSettings.model_fields["gc_young_threshold"].default)
-    cpu = cpu_seconds()
-    bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
-    cpu_bare = cpu_seconds() - cpu
-    ours, cpu_ours = asyncio.run(motcua_projection(prefix, total, batch))
-    return {"events": total, "event_mix": kind, "batch_size": batch,
-            "bare_consumer_events_per_s": bare, "projection_events_per_s": ours,
-            "ratio": ours / bare,
-            # Client CPU per event (the database server's is not counted): load-proof.
-            "bare_cpu_us_per_event": cpu_bare / total * 1e6,
-            "projection_cpu_us_per_event": cpu_ours / total * 1e6,
-            "peak_rss_mb": peak_rss_mb(os.getpid())}
+    runs = []
+    for _ in range(rounds):
+        cpu = cpu_seconds()
+        bare = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
+        cpu_bare = cpu_seconds() - cpu
+        ours, cpu_ours = asyncio.run(motcua_projection(prefix, total, batch))
+        runs.append({"bare_consumer_events_per_s": bare, "projection_events_per_s": ours,
+                     "ratio": ours / bare,
+                     # Client CPU per event (the database server's is not counted).
+                     "bare_cpu_us_per_event": cpu_bare / total * 1e6,
+                     "projection_cpu_us_per_event": cpu_ours / total * 1e6})
+    out: dict[str, Any] = {"events": total, "event_mix": kind, "batch_size": batch,
+                           "rounds": runs}
+    for key in runs[0]:
+        out[key] = statistics.median(r[key] for r in runs)
+    out["peak_rss_mb"] = peak_rss_mb(os.getpid())
+    return out
 
 
 def main() -> None:
@@ -131,11 +141,15 @@ def main() -> None:
                         default=MetricsSettings.model_fields["consumer_batch_size"].default,
                         help="the consumer's batch size (default: the service's)")
     parser.add_argument("--events", choices=("realistic", "synthetic"), default="realistic")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare consumer and projection alternated this many times")
     args = parser.parse_args()
-    r = run(args.cases, args.batch, args.events)
+    r = run(args.cases, args.batch, args.events, args.rounds)
     print(f"events {r['events']}: bare consumer {r['bare_consumer_events_per_s']:.0f}/s, "
           f"projection {r['projection_events_per_s']:.0f}/s, ratio {r['ratio']:.3f}; CPU "
-          f"{r['bare_cpu_us_per_event']:.1f} vs {r['projection_cpu_us_per_event']:.1f} µs/event; "
+          f"{r['bare_cpu_us_per_event']:.1f} vs {r['projection_cpu_us_per_event']:.1f} µs/event "
+          f"(medians of {len(r['rounds'])} rounds; ratios "
+          f"{', '.join(format(x['ratio'], '.3f') for x in r['rounds'])}); "
           f"peak RSS {r['peak_rss_mb']:.0f} MB")
     save("projection", r)
 

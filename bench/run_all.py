@@ -73,7 +73,8 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
     if (i := r.get("intake_http")) is not None:
         m, b = i["motcua_single"], i["baseline_single"]
         one = i.get("motcua_single_one_counter")
-        out.append([f"single-case intake `POST /v1/cases`, 64 connections ({i['mode']})",
+        medians = f", medians of {i['rounds']} alternated rounds" if i.get("rounds") else ""
+        out.append([f"single-case intake `POST /v1/cases`, 64 connections ({i['mode']}{medians})",
                     "≥ 3,000 req/s, p99 ≤ 50 ms, ≥ 0.5 × baseline",
                     f"{_f(m['requests_per_s'])} req/s, p50 {_f(m['p50_ms'], 1)} ms, "
                     f"p99 {_f(m['p99_ms'], 1)} ms (loadgen bodies, 14 counters)"
@@ -83,7 +84,7 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"{i['ratio_single']:.2f}", "intake_http"])
         mb, bb = i["motcua_batch"], i["baseline_batch"]
         out.append([f"batch intake `POST /v1/events:batch` ({i['events_per_batch']:,} events a "
-                    "request, 8 connections)",
+                    f"request, 8 connections{medians})",
                     "≥ 30,000 events/s",
                     f"{_f(i['motcua_batch_events_per_s'])} events/s, p99 {_f(mb['p99_ms'])} ms",
                     f"bare FastAPI {_f(bb['requests_per_s'] * i['events_per_batch'])} events/s",
@@ -97,8 +98,10 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"{' / '.join(_f(v, 1) for v in x['many_p99_ms'])} ms",
                     f"one process {one} req/s", f"{x['ratio']:.2f}", "intake_scaleout"])
     if (p := r.get("projection")) is not None:
+        rounds = (f", medians of {len(p['rounds'])} alternated rounds"
+                  if isinstance(p.get("rounds"), list) else "")
         out.append([f"projection, Kafka → PostgreSQL ({p['events']:,} {p['event_mix']} events, "
-                    f"batch {p['batch_size']:,})", "≥ 50,000 events/s; ≥ 0.5 × baseline",
+                    f"batch {p['batch_size']:,}{rounds})", "≥ 50,000 events/s; ≥ 0.5 × baseline",
                     f"{_f(p['projection_events_per_s'])} events/s; client CPU "
                     f"{_f(p.get('projection_cpu_us_per_event'), 1)} µs/event",
                     f"bare aiokafka consumer {_f(p['bare_consumer_events_per_s'])} events/s; "
