@@ -34,6 +34,7 @@ PLAN: dict[str, tuple[str, list[str]]] = {
                                           "freshness_sustained"]),
     "rebuild": ("rebuild", ["--sizes", "25000", "100000"]),
     "kpi_query": ("kpi_query", ["--sizes", "100000", "1000000", "10000000", "--queries", "200"]),
+    "routing_catchup": ("routing_catchup", ["--cases", "20000", "80000"]),
 }
 # Run on request only (`--only rebuild_10m`): producing and rebuilding 10 million events takes
 # about 25 minutes here. Its last result stays in the table until it is run again.
@@ -155,6 +156,14 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
     if mem:
         out.append(["memory, peak RSS (freshness run; rebuild run)", "each ≤ 300 MB",
                     ", ".join(mem), "–", "–", "freshness"])
+    if (c := r.get("routing_catchup")) is not None:
+        runs = c["runs"]
+        out.append(["memory, routing catching up a backlog (as after an outage)",
+                     "≤ 300 MB, flat as history grows",
+                     " / ".join(f"{x['events']:,} events behind: {x['peak_rss_mb']:.0f} MB "
+                                f"at {_f(x['events_per_s'])} events/s" for x in runs),
+                     "the smallest backlog", f"{c['ratio_rss_largest_vs_smallest']:.2f} "
+                     "(RSS largest / smallest)", "routing_catchup"])
     return out
 
 

@@ -16,6 +16,15 @@ class RoutingSettings(ServiceSettings):
         validation_alias=AliasChoices("ROUTING_DATABASE_URL", "DATABASE_URL"),
         description="Routing's database; defaults to routing.db under data_dir.",
     )
+    consumer_batch_size: int = Field(
+        default=5_000, ge=1,
+        validation_alias=AliasChoices("MOTCUA_ROUTING_CONSUMER_BATCH_SIZE",
+                                      "MOTCUA_CONSUMER_BATCH_SIZE"),
+        description="Max messages per batch. Half of the other services' 10,000: routing "
+        "holds a batch's rows as ORM objects, and the next batch fetched ahead; catching up "
+        "a backlog it peaked at 282–289 MB with 10,000, 232–234 MB with 5,000, at the same "
+        "rate (docs/benchmarks.md, eleventh pass).",
+    )
     overdue_scan_seconds: float = Field(
         default=60.0, gt=0,
         description="Seconds between scans for cases past their due date (also run at start).",

@@ -62,3 +62,21 @@ def test_two_batches_in_flight_are_not_walked_by_the_collector_at_metrics_thresh
     assert _collections_while_decoding(values) > 10
     gc.set_threshold(MetricsSettings().gc_young_threshold, 10, 10)
     assert _collections_while_decoding(values) == 0
+
+
+def test_routing_takes_smaller_batches_than_metrics_unless_told_otherwise(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Routing holds a batch as ORM rows: at 10,000 its catch-up peaked near the 300 MB goal.
+    monkeypatch.delenv("MOTCUA_CONSUMER_BATCH_SIZE", raising=False)
+    monkeypatch.delenv("MOTCUA_ROUTING_CONSUMER_BATCH_SIZE", raising=False)
+    assert RoutingSettings().consumer_batch_size == 5_000
+    assert MetricsSettings().consumer_batch_size == 10_000
+    monkeypatch.setenv("MOTCUA_CONSUMER_BATCH_SIZE", "20")  # every service's, as the fault suite
+    assert (RoutingSettings().consumer_batch_size, MetricsSettings().consumer_batch_size) == (
+        20, 20)
+    monkeypatch.setenv("MOTCUA_ROUTING_CONSUMER_BATCH_SIZE", "300")
+    assert (RoutingSettings().consumer_batch_size, MetricsSettings().consumer_batch_size) == (
+        300, 20)
+    monkeypatch.setenv("MOTCUA_ROUTING_CONSUMER_BATCH_SIZE", "0")
+    with pytest.raises(ValueError, match="MOTCUA_ROUTING_CONSUMER_BATCH_SIZE"):
+        RoutingSettings()
