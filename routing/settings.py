@@ -22,8 +22,8 @@ class RoutingSettings(ServiceSettings):
                                       "MOTCUA_CONSUMER_BATCH_SIZE"),
         description="Max messages per batch. Half of the other services' 10,000: routing "
         "holds a batch's rows as ORM objects, and the next batch fetched ahead; catching up "
-        "a backlog it peaked at 282–289 MB with 10,000, 232–234 MB with 5,000, at the same "
-        "rate (docs/benchmarks.md, eleventh pass).",
+        "a backlog it peaked at 264–289 MB with 10,000, 212–234 MB with 5,000, at 95–100 % "
+        "of the rate (docs/benchmarks.md, eleventh pass).",
     )
     overdue_scan_seconds: float = Field(
         default=60.0, gt=0,
