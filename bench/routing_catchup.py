@@ -11,7 +11,6 @@ Run: .venv/bin/python -m bench.routing_catchup [--cases 20000 80000] [--batch 50
 import argparse
 import asyncio
 import os
-import subprocess
 import tempfile
 import time
 import uuid
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import ROOT, auth_env, free_port, peak_rss_mb, save
+from bench.common import ROOT, auth_env, free_port, peak_rss_mb, save, server
 from bench.projection import KAFKA, fresh_database, produce
 
 
@@ -38,32 +37,26 @@ def catch_up(cases: int, batch: int | None, timeout: float = 600) -> dict[str, A
                 "MOTCUA_DATA_DIR": tempfile.mkdtemp(prefix="motcua-bench-"), **auth_env()})
     if batch is not None:
         env["MOTCUA_ROUTING_CONSUMER_BATCH_SIZE"] = str(batch)
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "motcua.cli",
-                             "routing", "--port", str(port)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        started = time.monotonic()
-        ready_at: float | None = None
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            while time.monotonic() - started < timeout:
-                time.sleep(0.25)
-                try:
-                    lag = _lag(client.get("/metrics").text)
-                except httpx.HTTPError:
-                    continue
-                ready_at = ready_at or time.monotonic()
-                # The lag is known once the consumer has joined; it reaches 0 when caught up.
-                if lag == 0 and time.monotonic() - ready_at > 3:
-                    break
-            else:
-                raise RuntimeError(f"routing did not catch up {events} events in {timeout}s")
-        assert ready_at is not None
+    base = f"http://127.0.0.1:{port}"
+    cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "motcua.cli", "routing", "--port",
+           str(port)]
+    with server(cmd, f"{base}/readyz", env=env) as proc, \
+            httpx.Client(base_url=base, timeout=5) as client:
+        ready_at = time.monotonic()
+        while time.monotonic() - ready_at < timeout:
+            time.sleep(0.25)
+            try:
+                lag = _lag(client.get("/metrics").text)
+            except httpx.HTTPError:
+                continue
+            # The lag is known once the consumer has joined; it reaches 0 when caught up.
+            if lag == 0 and time.monotonic() - ready_at > 3:
+                break
+        else:
+            raise RuntimeError(f"routing did not catch up {events} events in {timeout}s")
         seconds = time.monotonic() - ready_at
         return {"events": events, "seconds": seconds, "events_per_s": events / seconds,
                 "peak_rss_mb": peak_rss_mb(proc.pid)}
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def main() -> None:

@@ -100,6 +100,16 @@ class Plan:
         return values
 
 
+# What a route or a dependency may take that no plan fills: FastAPI's alone.
+_UNPLANNED = ("query_params", "cookie_params", "websocket_param_name",
+              "http_connection_param_name", "response_param_name",
+              "background_tasks_param_name", "security_scopes_param_name")
+
+
+def _outside_plan(dependant: Any) -> bool:
+    return any(getattr(dependant, name) for name in _UNPLANNED)
+
+
 def plan(route: APIRoute) -> Plan | None:
     """The route's plan, or None if FastAPI must fill its arguments every time."""
     dependant = route.dependant
@@ -109,9 +119,7 @@ def plan(route: APIRoute) -> Plan | None:
     returns = inspect.signature(call, eval_str=True).return_annotation
     if not (inspect.isclass(returns) and issubclass(returns, Response)):
         return None  # FastAPI would validate and serialise what it returns
-    if (dependant.query_params or dependant.cookie_params or dependant.websocket_param_name
-            or dependant.http_connection_param_name or dependant.response_param_name
-            or dependant.background_tasks_param_name or dependant.security_scopes_param_name):
+    if _outside_plan(dependant):
         return None
     body = None
     if dependant.body_params:
@@ -134,10 +142,8 @@ def plan(route: APIRoute) -> Plan | None:
     dependencies = []
     for sub in dependant.dependencies:
         if (sub.call is None or not inspect.iscoroutinefunction(sub.call) or sub.dependencies
-                or sub.path_params or sub.query_params or sub.header_params
-                or sub.cookie_params or sub.body_params or sub.websocket_param_name
-                or sub.http_connection_param_name or sub.response_param_name
-                or sub.background_tasks_param_name or sub.security_scopes_param_name):
+                or sub.path_params or sub.header_params or sub.body_params
+                or _outside_plan(sub)):
             return None
         dependencies.append(_Dependency(sub.name, sub.call, sub.request_param_name))
     if len({id(d.call) for d in dependencies}) != len(dependencies):
