@@ -32,6 +32,8 @@ _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_
            "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status",
            "sequence")
 _SCRATCH = "metrics_counter_delta"
+_CREATE_SCRATCH = (f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (name text, scope text, "
+                   "period text, value bigint)")
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
             "status", "sequence")
 _loaded = attrgetter(*_LOADED)
@@ -59,12 +61,16 @@ def tune_transaction(session: Session) -> None:
     by scanning the whole table, each batch slower than the last (docs/benchmarks.md). A
     scratch table has no index, so it is still scanned; but at the cost that setting gives a
     scan, PostgreSQL would compile the statement (JIT), 90 ms each: off as well.
+
+    The counters' scratch table (add_to_counters) is made sure of in the same round trip:
+    on its own, that statement cost a batch 9 ms, waiting for the interpreter's lock after
+    the server's answer (docs/benchmarks.md).
     """
     raw, pg = _driver(session)
     if pg:
         with closing(raw.cursor()) as cur:
             cur.execute("SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off; "
-                        "SET LOCAL jit = off")
+                        f"SET LOCAL jit = off; {_CREATE_SCRATCH}")
 
 
 def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]":
@@ -171,22 +177,19 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
     raw, pg = _driver(session)
     with closing(raw.cursor()) as cur:
         if pg:
-            # COPY into a scratch table (the connection's own), then one upsert, then empty it
-            # (a rebuild writes many batches in one transaction). ORDER BY: concurrent
-            # projections (a rebuild beside the live one) lock the counter rows in one order
-            # and cannot deadlock.
-            cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (name text, scope text, "
-                        "period text, value bigint)")
+            # COPY into a scratch table (the connection's own, made sure of by
+            # tune_transaction), then one upsert, then empty it (a rebuild writes many batches
+            # in one transaction): both in one round trip. ORDER BY: concurrent projections (a
+            # rebuild beside the live one) lock the counter rows in one order and cannot
+            # deadlock. TRUNCATE, not DELETE: nothing vacuums a temporary table's dead rows.
             copy_binary(raw, _SCRATCH, ("name", "scope", "period", "value"),
                         ("text", "text", "text", "int8"), rows)
             cur.execute(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) "
                 f"SELECT name, scope, period, value FROM {_SCRATCH} ORDER BY 1, 2, 3 "
                 f"ON CONFLICT (name, scope, period) DO UPDATE SET value = {COUNTERS}.value + "
-                "excluded.value"
+                f"excluded.value; TRUNCATE {_SCRATCH}"
             )
-            # TRUNCATE, not DELETE: nothing vacuums a temporary table's dead rows.
-            cur.execute(f"TRUNCATE {_SCRATCH}")
         else:
             cur.executemany(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) VALUES (?, ?, ?, ?) "

@@ -68,6 +68,7 @@ class _Batch:
 # is stuck (seen once in several runs after a broker restart, aiokafka never fetching the
 # last record of a partition); the runner starts a new one from the database's positions.
 STALL_SECONDS = 20.0
+LAG_SECONDS = 1.0
 
 
 class ConsumerStalled(Exception):
@@ -165,43 +166,84 @@ class ConsumerRunner:
         # this one committed; a run that ends drops it, and the next run's consumer starts
         # from the positions in the database.
         ahead: asyncio.Task[_Batch | None] | None = None
-        lag_at = 0.0
+        # Committed to the database, not yet to the bus. When the next batch is already
+        # fetched, the bus learns this one's offsets, its partitions are parked there and its
+        # after-commit hook runs while that one is in the database: between two batches,
+        # they kept the database waiting for a tenth of the time (docs/benchmarks.md).
+        settling: _Batch | None = None
+        watching = asyncio.create_task(self._watch_lag(consumer))
         waiting_since: float | None = None
         try:
             while not stop.is_set():
+                if watching.done():
+                    watching.result()  # raises what ended it
                 if ahead is not None:
                     batch, ahead = await ahead, None
                 else:
                     batch = await self._fetch(consumer, {})
-                if batch is not None:
-                    applying = asyncio.create_task(self._process(batch, stop))
-                    ahead = asyncio.create_task(self._fetch(consumer, batch.parked))
-                    if not await applying:
-                        break  # stopped before the batch committed: nothing applied
-                    await consumer.commit(batch.offsets)
-                    for tp, offset in batch.parked.items():
-                        consumer.pause_at(tp, offset)
-                    self.stats.parked.update(batch.parked)
-                    self.stats.batches += 1
-                    self.stats.last_batch_at = time.time()
-                # Lag costs the broker a round trip: at most once a second, not once a batch.
-                if time.monotonic() - lag_at >= 1.0 or batch is None:
-                    self.stats.lag = await consumer.lag()
-                    lag_at = time.monotonic()
-                waiting_since = None if batch is not None else check_stall(
-                    self.stats.lag, self.stats.parked, waiting_since, time.monotonic(),
-                    self.stall_seconds, self.group_id)
-                # A partition reassigned elsewhere is parked (or not) at its new owner.
-                owned = consumer.assignment()
-                self.stats.parked = {tp: o for tp, o in self.stats.parked.items() if tp in owned}
+                if batch is None:
+                    if settling is not None:
+                        await self._settle(consumer, settling)
+                        settling = None
+                    waiting_since = check_stall(
+                        self.stats.lag, self.stats.parked, waiting_since, time.monotonic(),
+                        self.stall_seconds, self.group_id)
+                    continue
+                waiting_since = None
+                applying = asyncio.create_task(self._process(batch, stop))
+                # Until the batch before is settled, its parked partitions are not paused at
+                # the consumer: the next fetch leaves their later records out too.
+                parked = {**settling.parked, **batch.parked} if settling else batch.parked
+                ahead = asyncio.create_task(self._fetch(consumer, parked))
+                try:
+                    if settling is not None:
+                        await self._settle(consumer, settling)
+                        settling = None
+                finally:
+                    # Never left running behind an error: the next run would start from
+                    # positions this transaction may still change.
+                    applied = await applying
+                if not applied:
+                    break  # stopped before the batch committed: nothing applied
+                if ahead.done():
+                    settling = batch  # settled beside the next batch, already fetched
+                else:
+                    # The next fetch may wait for records: the bus and the hook (a relay to
+                    # wake, the freshness to observe) do not wait with it.
+                    await self._settle(consumer, batch)
+            if settling is not None:
+                await self._settle(consumer, settling)
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ahead
+            for task in (ahead, watching):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             self.stats.running = False
             self.stats.parked = {}
             await consumer.stop()
+
+    async def _settle(self, consumer: Consumer, batch: "_Batch") -> None:
+        """What follows a batch's database commit: the bus learns its offsets, its parked
+        partitions are paused there, its after-commit hook runs."""
+        await consumer.commit(batch.offsets)
+        for tp, offset in batch.parked.items():
+            consumer.pause_at(tp, offset)
+        self.stats.parked.update(batch.parked)
+        # A partition reassigned elsewhere is parked (or not) at its new owner.
+        owned = consumer.assignment()
+        self.stats.parked = {tp: o for tp, o in self.stats.parked.items() if tp in owned}
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+        if self._spec.after_commit is not None:
+            self._spec.after_commit(batch.envelopes)
+
+    async def _watch_lag(self, consumer: Consumer) -> None:
+        # Lag costs the broker a round trip: once a second, beside the batches rather than
+        # between two of them.
+        while True:
+            self.stats.lag = await consumer.lag()
+            await asyncio.sleep(LAG_SECONDS)
 
     async def _fetch(
         self, consumer: Consumer, parked_before: dict[TopicPartition, int]
@@ -263,8 +305,6 @@ class ConsumerRunner:
         self.stats.consumed += len(batch.envelopes) + len(batch.dead)
         self.stats.applied += applied
         self.stats.duplicates += len(batch.envelopes) - applied
-        if self._spec.after_commit is not None:
-            self._spec.after_commit(batch.envelopes)
         return True
 
     async def _apply_with_retry(

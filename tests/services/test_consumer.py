@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 
 from contracts import CASES_TOPIC, DEAD_LETTER_TOPIC, Envelope, Transferred, encode, new_envelope
 from contracts.types import TransferMethod
-from services.bus.base import Bus, Record, TopicPartition
+from services.bus.base import Bus, Message, Record, TopicPartition
 from services.bus.embedded import EmbeddedBus
 from services.bus.kafka import KafkaBus
 from services.consumer import (
@@ -391,6 +391,81 @@ async def test_newer_version_parks_its_partition_until_an_upgraded_consumer_read
     assert [i for i in ids if i in case_ids] == [before.id, early.id, after.id]
     assert sorted(ids) == sorted(e.id for e in [before, early, after, *others])
     assert upgraded.stats.duplicates == 0
+
+
+class ScriptedConsumer:
+    """Hands out fetches in a set order, each as soon as asked, as a real consumer with records
+    buffered does. A partition paused (pause_at) hands out nothing more, as on every bus; what
+    matters is what the runner fetched before it paused it."""
+
+    def __init__(self, fetches: list[list[Message]]) -> None:
+        self._fetches = fetches
+        self.paused: dict[TopicPartition, int] = {}
+        self.empty_fetches = 0
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> list[Message]:
+        await asyncio.sleep(0 if self._fetches else timeout_ms / 1000)
+        if not self._fetches:
+            self.empty_fetches += 1
+            return []
+        return [m for m in self._fetches.pop(0) if m.tp not in self.paused]
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await asyncio.sleep(0.01)  # a round trip to the broker
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("t", 0), TopicPartition("t", 1)}
+
+    def pause_at(self, tp: TopicPartition, offset: int) -> None:
+        self.paused[tp] = offset
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        return {}
+
+
+@dataclass
+class ScriptedBus:
+    scripted: ScriptedConsumer
+
+    def consumer(self, *, group_id: str, topics: object, load_positions: object
+                 ) -> ScriptedConsumer:
+        return self.scripted
+
+
+@sync
+async def test_the_two_batches_fetched_after_a_parked_record_leave_its_partition_alone(
+    env: RunnerEnv,
+) -> None:
+    """The batch after the parked record's is fetched while that one is applied; the one after
+    that while the next is applied, and before the runner pauses the partition at the consumer
+    (it does so while the next batch is applied, not between the two)."""
+    db = env.make_projection()
+    p, q = TopicPartition("t", 0), TopicPartition("t", 1)
+    before, early, after = (transferred(case_code(1), n) for n in range(3))
+    other = transferred(case_code(2), 0)
+
+    def message(tp: TopicPartition, offset: int, value: bytes) -> Message:
+        return Message(tp, offset, None, value, (), 0)
+
+    scripted = ScriptedConsumer([
+        [message(p, 0, encode(before)[1]), message(p, 1, newer_version(early))],
+        [message(q, 0, encode(other)[1])],
+        [message(p, 2, encode(after)[1])],
+    ])
+    runner = ConsumerRunner(
+        bus=ScriptedBus(scripted),  # type: ignore[arg-type]
+        engine=db.engine, tracking=db.tracking,
+        spec=ConsumerSpec(group_id=GROUP, topics=["t"], handle=db.handle),
+        batch_size=100, poll_ms=20)
+    # Three empty fetches after the script: every batch fetched before them is applied.
+    await run_until(runner, lambda: scripted.empty_fetches >= 3 and runner.stats.parked == {p: 1})
+    assert db.applied_ids() == [before.id, other.id]
+    assert scripted.paused == {p: 1}
+    assert db.positions(runner.group_id) == {p: 1, q: 1}
 
 
 def test_a_consumer_that_fetches_nothing_while_records_wait_is_restarted() -> None:
