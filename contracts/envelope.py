@@ -27,7 +27,10 @@ class Envelope(BaseModel, Generic[P]):
                          "code, or the agency or procedure code of a catalogue event.")
     time: AwareDatetime = Field(description="When the producer recorded the event.")
     datacontenttype: Literal["application/json"] = "application/json"
-    dataversion: int = Field(ge=1, description="Version of the payload schema (extension).")
+    # Strict: from JSON, `true`, `1.0` or `"1"` is not version 1 (codec.decode reads
+    # envelopes straight from their bytes).
+    dataversion: int = Field(ge=1, strict=True,
+                             description="Version of the payload schema (extension).")
     subjectsequence: int | None = Field(
         default=None, ge=1, strict=True,
         description="The event's place in its subject's history, from 1 (extension): a case's "

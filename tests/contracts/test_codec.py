@@ -2,6 +2,7 @@
 
 import json
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ from contracts import (
     CaseEvent,
     CaseRefused,
     DecodeError,
+    Resolved,
     UnknownVersionError,
     decode,
     encode,
@@ -28,7 +30,17 @@ def wire(cls: type[CaseEvent] = CaseRefused, **overrides: Any) -> Raw:
 
 
 def dumps(raw: Any) -> bytes:
-    return json.dumps(raw, ensure_ascii=False).encode()
+    # Compact, as encode writes it: what decode reads straight from the bytes.
+    return json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def spaced(value: bytes) -> bytes:
+    """The same JSON with spaces after its colons and commas, as another producer may write
+    it: decode cannot find the type in the bytes and reads it the long way."""
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False).encode()
+    except ValueError:
+        return value
 
 
 # --- round trips and the record's shape -----------------------------------------------------
@@ -126,9 +138,10 @@ def _without(raw: Raw, key: str) -> Raw:
         pytest.param(dumps({**wire(), "subjectsequence": "2"}), id="subjectsequence-string"),
     ],
 )
-def test_undecodable(value: bytes) -> None:
+@pytest.mark.parametrize("form", [bytes, spaced], ids=["compact", "spaced"])
+def test_undecodable(value: bytes, form: Callable[[bytes], bytes]) -> None:
     with pytest.raises(DecodeError) as info:
-        decode(value)
+        decode(form(value))
     assert info.type is DecodeError
     assert info.value.code == "undecodable"
     assert info.value.retriable is False
@@ -162,9 +175,42 @@ def test_newer_version_is_parked_not_dropped() -> None:
     assert info.value.retriable is False
 
 
-def test_boolean_dataversion_is_refused() -> None:
+@pytest.mark.parametrize("form", [bytes, spaced], ids=["compact", "spaced"])
+def test_boolean_dataversion_is_refused(form: Callable[[bytes], bytes]) -> None:
     with pytest.raises(DecodeError):
-        decode(dumps({**wire(), "dataversion": True}))
+        decode(form(dumps({**wire(), "dataversion": True})))
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.NAME)
+def test_read_from_the_bytes_or_the_long_way_an_event_is_the_same(cls: type[CaseEvent]) -> None:
+    value = encode(make_envelope(cls).model_copy(update={"subjectsequence": 4}))[1]
+    assert decode(value) == decode(spaced(value))
+    assert decode(value).model_dump() == decode(spaced(value)).model_dump()
+
+
+def test_a_type_that_names_another_payload_is_refused_either_way() -> None:
+    raw = wire(CaseRefused)
+    raw["type"] = Resolved.event_type()
+    for value in (dumps(raw), spaced(dumps(raw))):
+        with pytest.raises(DecodeError, match=r"invalid vn\.motcua\.case\.resolved"):
+            decode(value)
+
+
+def test_a_type_given_twice_is_read_as_the_last_one_either_way() -> None:
+    # As orjson (and pydantic) read duplicate keys: the last wins. The first names the
+    # payload's class, the last another, which the payload is not valid for.
+    value = dumps(wire(CaseRefused)).replace(
+        b'"data":', b'"type":"' + Resolved.event_type().encode() + b'","data":')
+    with pytest.raises(DecodeError, match=r"invalid vn\.motcua\.case\.resolved"):
+        decode(value)
+
+
+def test_a_subject_that_is_not_the_payloads_is_refused_either_way() -> None:
+    raw = wire(CaseRefused)
+    raw["subject"] = "000.00.63.H56-260302-000099"
+    for value in (dumps(raw), spaced(dumps(raw))):
+        with pytest.raises(DecodeError, match="is not the payload's"):
+            decode(value)
 
 
 # --- upcasting -------------------------------------------------------------------------------
