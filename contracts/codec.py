@@ -114,10 +114,10 @@ def decode(value: bytes) -> Envelope:
 def _decode_current(value: bytes) -> Envelope | None:
     """The usual record, an event of a known type at its current version, validated straight
     from its bytes by the envelope class its `type` names: pydantic's own JSON parsing, with
-    no dict built first, cost consumers 10-15 % less a record (docs/benchmarks.md, twelfth
-    pass). None for anything else (not found, another version, invalid, a subject that is not
-    the payload's): `decode` then reads it the long way, which upcasts it or says what is
-    wrong with it. The type is found in the bytes, then checked against the envelope read."""
+    no dict built first, cost 7 % less a record (docs/benchmarks.md, twelfth pass). None for
+    anything else (not found, another version, invalid, a subject that is not the payload's):
+    `decode` then reads it the long way, which upcasts it or says what is wrong with it. The
+    type is found in the bytes, then checked against the envelope read."""
     start = value.find(_TYPE_KEY)
     if start < 0:
         return None

@@ -193,7 +193,8 @@ class ConsumerRunner:
                 applying = asyncio.create_task(self._process(batch, stop))
                 # Until the batch before is settled, its parked partitions are not paused at
                 # the consumer: the next fetch leaves their later records out too.
-                parked = {**settling.parked, **batch.parked} if settling else batch.parked
+                parked = batch.parked if settling is None else {**settling.parked,
+                                                                **batch.parked}
                 ahead = asyncio.create_task(self._fetch(consumer, parked))
                 try:
                     if settling is not None:
