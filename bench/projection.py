@@ -127,7 +127,7 @@ def run(cases: int, batch: int, kind: str = "realistic", rounds: int = 3) -> dic
                      "bare_cpu_us_per_event": cpu_bare / total * 1e6,
                      "projection_cpu_us_per_event": cpu_ours / total * 1e6})
     out: dict[str, Any] = {"events": total, "event_mix": kind, "batch_size": batch,
-                           "rounds": runs}
+                           "rounds": rounds, "runs": runs}
     for key in runs[0]:
         out[key] = statistics.median(r[key] for r in runs)
     out["peak_rss_mb"] = peak_rss_mb(os.getpid())
@@ -148,8 +148,8 @@ def main() -> None:
     print(f"events {r['events']}: bare consumer {r['bare_consumer_events_per_s']:.0f}/s, "
           f"projection {r['projection_events_per_s']:.0f}/s, ratio {r['ratio']:.3f}; CPU "
           f"{r['bare_cpu_us_per_event']:.1f} vs {r['projection_cpu_us_per_event']:.1f} µs/event "
-          f"(medians of {len(r['rounds'])} rounds; ratios "
-          f"{', '.join(format(x['ratio'], '.3f') for x in r['rounds'])}); "
+          f"(medians of {r['rounds']} rounds; ratios "
+          f"{', '.join(format(x['ratio'], '.3f') for x in r['runs'])}); "
           f"peak RSS {r['peak_rss_mb']:.0f} MB")
     save("projection", r)
 

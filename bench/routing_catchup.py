@@ -17,14 +17,17 @@ import uuid
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import ROOT, auth_env, free_port, peak_rss_mb, save, server
 from bench.projection import KAFKA, fresh_database, produce
 
 
 def _lag(text: str) -> float | None:
-    lines = [line for line in text.splitlines() if line.startswith("motcua_consumer_lag_messages")]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines) if lines else None
+    """The consumer's lag summed over its topics, None before it has reported any."""
+    samples = [s.value for family in text_string_to_metric_families(text)
+               if family.name == "motcua_consumer_lag_messages" for s in family.samples]
+    return sum(samples) if samples else None
 
 
 def catch_up(cases: int, batch: int | None, timeout: float = 600) -> dict[str, Any]:
@@ -71,8 +74,8 @@ def main() -> None:
         print(f"{r['events']:>9,} events behind: caught up at {r['events_per_s']:,.0f} events/s "
               f"in {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
     save(args.name, {"batch_size": args.batch, "runs": runs,
-                             "ratio_rss_largest_vs_smallest":
-                                 runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]})
+                     "ratio_rss_largest_vs_smallest":
+                         runs[-1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]})
 
 
 if __name__ == "__main__":

@@ -69,12 +69,17 @@ def _f(x: float | None, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def _medians(result: dict[str, Any]) -> str:
+    """How a bench that alternates with its baseline reports (intake_http, projection)."""
+    return f", medians of {result['rounds']} alternated rounds" if result.get("rounds") else ""
+
+
 def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
     out: list[list[str]] = []
     if (i := r.get("intake_http")) is not None:
         m, b = i["motcua_single"], i["baseline_single"]
         one = i.get("motcua_single_one_counter")
-        medians = f", medians of {i['rounds']} alternated rounds" if i.get("rounds") else ""
+        medians = _medians(i)
         out.append([f"single-case intake `POST /v1/cases`, 64 connections ({i['mode']}{medians})",
                     "≥ 3,000 req/s, p99 ≤ 50 ms, ≥ 0.5 × baseline",
                     f"{_f(m['requests_per_s'])} req/s, p50 {_f(m['p50_ms'], 1)} ms, "
@@ -99,8 +104,7 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"{' / '.join(_f(v, 1) for v in x['many_p99_ms'])} ms",
                     f"one process {one} req/s", f"{x['ratio']:.2f}", "intake_scaleout"])
     if (p := r.get("projection")) is not None:
-        rounds = (f", medians of {len(p['rounds'])} alternated rounds"
-                  if isinstance(p.get("rounds"), list) else "")
+        rounds = _medians(p)
         out.append([f"projection, Kafka → PostgreSQL ({p['events']:,} {p['event_mix']} events, "
                     f"batch {p['batch_size']:,}{rounds})", "≥ 50,000 events/s; ≥ 0.5 × baseline",
                     f"{_f(p['projection_events_per_s'])} events/s; client CPU "
