@@ -31,9 +31,6 @@ _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_
            "procedure_code", "channel", "online_level", "received_at", "transfers",
            "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status",
            "sequence")
-_SCRATCH = "metrics_counter_delta"
-_CREATE_SCRATCH = (f"CREATE TEMP TABLE IF NOT EXISTS {_SCRATCH} (name text, scope text, "
-                   "period text, value bigint)")
 _MUTABLE = ("transfers", "transfers_electronic", "resolved_on", "result_digitised", "overdue",
             "status", "sequence")
 _loaded = attrgetter(*_LOADED)
@@ -58,19 +55,15 @@ def tune_transaction(session: Session) -> None:
     thousand keys against a table that grows by the million; but statistics lag behind (a
     new or restored database until autovacuum analyses it, and a rebuild, which empties and
     refills the tables in one transaction, throughout): the planner then read a batch's cases
-    by scanning the whole table, each batch slower than the last (docs/benchmarks.md). A
-    scratch table has no index, so it is still scanned; but at the cost that setting gives a
+    by scanning the whole table, each batch slower than the last (docs/benchmarks.md). An
+    array unnested has no index, so it is still scanned; but at the cost that setting gives a
     scan, PostgreSQL would compile the statement (JIT), 90 ms each: off as well.
-
-    The counters' scratch table (add_to_counters) is made sure of in the same round trip:
-    on its own, that statement cost a batch 9 ms, waiting for the interpreter's lock after
-    the server's answer (docs/benchmarks.md).
     """
     raw, pg = _driver(session)
     if pg:
         with closing(raw.cursor()) as cur:
             cur.execute("SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off; "
-                        f"SET LOCAL jit = off; {_CREATE_SCRATCH}")
+                        "SET LOCAL jit = off")
 
 
 def load_cases(session: Session, codes: Sequence[str]) -> "dict[str, CaseFacts]":
@@ -177,18 +170,21 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
     raw, pg = _driver(session)
     with closing(raw.cursor()) as cur:
         if pg:
-            # COPY into a scratch table (the connection's own, made sure of by
-            # tune_transaction), then one upsert, then empty it (a rebuild writes many batches
-            # in one transaction): both in one round trip. ORDER BY: concurrent projections (a
+            # One statement, its columns as arrays (the text ones joined into a string each,
+            # split by PostgreSQL): a COPY into a scratch table, the upsert from it and
+            # emptying it cost three round trips and a third more of the server's time
+            # (docs/benchmarks.md, thirteenth pass). ORDER BY: concurrent projections (a
             # rebuild beside the live one) lock the counter rows in one order and cannot
-            # deadlock. TRUNCATE, not DELETE: nothing vacuums a temporary table's dead rows.
-            copy_binary(raw, _SCRATCH, ("name", "scope", "period", "value"),
-                        ("text", "text", "text", "int8"), rows)
+            # deadlock.
+            names, scopes, periods, values = zip(*rows, strict=True)
+            arrays, params = zip(*map(pg_text_array, (list(names), list(scopes),
+                                                      list(periods))), strict=True)
             cur.execute(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) "
-                f"SELECT name, scope, period, value FROM {_SCRATCH} ORDER BY 1, 2, 3 "
-                f"ON CONFLICT (name, scope, period) DO UPDATE SET value = {COUNTERS}.value + "
-                f"excluded.value; TRUNCATE {_SCRATCH}"
+                f"SELECT * FROM unnest({arrays[0]}, {arrays[1]}, {arrays[2]}, %s::int8[]) "
+                f"ORDER BY 1, 2, 3 ON CONFLICT (name, scope, period) DO UPDATE SET "
+                f"value = {COUNTERS}.value + excluded.value",
+                [*params, pg_array(values)], prepare=False,
             )
         else:
             cur.executemany(
