@@ -154,12 +154,56 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
     """
     codes = list(set(map(_SUBJECT, events)))
     cases = projection_sql.load_cases(session, codes)
-    before = {code: case.mutable() for code, case in cases.items()}
     loaded = {code: case.sequence for code, case in cases.items()}
     by_id = _needing_id_check(events, cases)
-    # Sorted: two consumers claiming the same ids take their locks in one order.
-    new_ids = TRACKING.claim_new(session, sorted(by_id)) if by_id else set()
     delta = Delta()
+    if by_id:
+        # Sorted: two consumers claiming the same ids take their locks in one order.
+        new_ids = TRACKING.claim_new(session, sorted(by_id))
+        applied, changed = _apply_checked(events, cases, by_id, new_ids, delta)
+    else:
+        applied, touched = _apply_sequenced(events, cases, delta)
+        changed = [code for code in touched if code in loaded]
+    projection_sql.insert_cases(session, [c for code, c in cases.items() if code not in loaded])
+    projection_sql.update_cases(session, [cases[code] for code in changed],
+                                [loaded[code] for code in changed])
+    return delta, applied
+
+
+def _apply_sequenced(events: list[Envelope], cases: dict[str, CaseFacts], delta: Delta
+                     ) -> tuple[int, list[str]]:
+    """The usual batch: every event sequenced, and every stored case it touches (_needing_id
+    _check). How many events were applied, and the cases with an event applied after their
+    receipt: each applied event moves its case's sequence, so the stored ones among them are
+    those changed, found without comparing every case's state before and after
+    (docs/benchmarks.md, thirteenth pass)."""
+    get = cases.get
+    touched: dict[str, None] = {}
+    applied = 0
+    for env in events:
+        seq: int = env.subjectsequence  # type: ignore[assignment]
+        code = env.subject
+        known = get(code)
+        if known is None:
+            apply_event(env.data, cases, delta)
+            received = get(code)
+            if received is not None:  # received by this event: new, inserted
+                received.sequence = seq
+        elif known.sequence is not None and seq <= known.sequence:
+            continue  # applied before: a redelivery
+        else:
+            apply_event(env.data, cases, delta)
+            known.sequence = seq
+            touched[code] = None
+        applied += 1
+    return applied, list(touched)
+
+
+def _apply_checked(events: list[Envelope], cases: dict[str, CaseFacts], by_id: set[str],
+                   new_ids: set[str], delta: Delta) -> tuple[int, list[str]]:
+    """A batch with events whose ids are checked (by_id: the new ones are `new_ids`). How many
+    were applied, and the stored cases whose state they changed."""
+    before = {code: case.mutable() for code, case in cases.items()}
     applied = 0
     for env in events:
         seq = env.subjectsequence
@@ -176,12 +220,7 @@ def fold_batch(session: Session, events: list[Envelope]) -> tuple[Delta, int]:
         case = cases.get(env.subject)
         if case is not None and seq is not None and (case.sequence or 0) < seq:
             case.sequence = seq
-    added = [c for code, c in cases.items() if code not in before]
-    changed = [code for code, was in before.items() if cases[code].mutable() != was]
-    projection_sql.insert_cases(session, added)
-    projection_sql.update_cases(session, [cases[code] for code in changed],
-                                [loaded[code] for code in changed])
-    return delta, applied
+    return applied, [code for code, was in before.items() if cases[code].mutable() != was]
 
 
 def _needing_id_check(events: list[Envelope], cases: dict[str, CaseFacts]) -> set[str]:
