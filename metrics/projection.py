@@ -181,7 +181,7 @@ def _apply_sequenced(events: list[Envelope], cases: dict[str, CaseFacts], delta:
     touched: dict[str, None] = {}
     applied = 0
     for env in events:
-        seq: int = env.subjectsequence  # type: ignore[assignment]
+        seq: int = env.subjectsequence  # type: ignore[assignment]  # never None here
         code = env.subject
         known = get(code)
         if known is None:

@@ -55,9 +55,9 @@ def tune_transaction(session: Session) -> None:
     thousand keys against a table that grows by the million; but statistics lag behind (a
     new or restored database until autovacuum analyses it, and a rebuild, which empties and
     refills the tables in one transaction, throughout): the planner then read a batch's cases
-    by scanning the whole table, each batch slower than the last (docs/benchmarks.md). An
-    array unnested has no index, so it is still scanned; but at the cost that setting gives a
-    scan, PostgreSQL would compile the statement (JIT), 90 ms each: off as well.
+    by scanning the whole table, each batch slower than the last (docs/benchmarks.md). At the
+    cost that setting gives a scan, PostgreSQL would compile a statement that still has one
+    (JIT), 90 ms each: off as well.
     """
     raw, pg = _driver(session)
     if pg:
