@@ -247,25 +247,22 @@ def apply_event(event: CaseEvent, cases: dict[str, CaseFacts], delta: Delta) -> 
     case = cases.get(event.case_code)
     if case is None:
         return  # an event of a case received before this projection's history began
+    day = local_date(event.occurred_at)
     if isinstance(event, Resolved):
-        _resolve(case, event, local_date(event.occurred_at), delta)
+        _resolve(case, event, day, delta)
     elif isinstance(event, Returned):
-        day = local_date(event.occurred_at)
         delta.add(case, day, "returned")
         if event.method is ReturnMethod.POST:
             delta.add(case, day, "returned_post")
     elif isinstance(event, Paid):
-        day = local_date(event.occurred_at)
         delta.add(case, day, "payments")
         if event.method is PaymentMethod.ONLINE:
             delta.add(case, day, "payments_online")
     elif isinstance(event, Rated):
-        day = local_date(event.occurred_at)
         delta.add(case, day, "ratings")
         if event.rating is Rating.SATISFIED or event.rating is Rating.VERY_SATISFIED:
             delta.add(case, day, "ratings_satisfied")
     elif isinstance(event, Transferred):
-        day = local_date(event.occurred_at)
         case.transfers += 1
         delta.add(case, day, "transfers")
         if event.method is TransferMethod.ELECTRONIC:
