@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,18 @@ def bearer(kind: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports, free now. Every socket stays bound until all are chosen: ports
+    picked one at a time can come back twice, and two servers then race for one port."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def machine() -> dict[str, Any]:

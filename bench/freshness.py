@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, quantiles, save, server
+from bench.common import ROOT, auth_env, bearer, free_ports, peak_rss_mb, quantiles, save, server
 from bench.intake_http import realistic_bodies
 from bench.projection import KAFKA, PG
 
@@ -148,7 +148,7 @@ async def probe(intake: str, metrics: str, seconds: float) -> list[float]:
 def run(rate: float, seconds: float) -> dict[str, Any]:
     py = str(ROOT / ".venv" / "bin" / "python")
     prefix = f"fresh{uuid.uuid4().hex[:6]}."
-    ports = {s: free_port() for s in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"KAFKA_BOOTSTRAP_SERVERS": KAFKA, "MOTCUA_TOPIC_PREFIX": prefix,
                 "MOTCUA_LOG_LEVEL": "WARNING", "MOTCUA_CONSUMER_POLL_MS": "50",

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import ROOT, auth_env, bearer, free_port, peak_rss_mb, save, server
+from bench.common import ROOT, auth_env, bearer, free_ports, peak_rss_mb, save, server
 
 CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channel":"online",'
              '"online_level":"full","return_by_post":false,'
@@ -150,7 +150,7 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
     py = str(ROOT / ".venv" / "bin" / "python")
     uv = ["--log-level", "warning", "--no-access-log"]
     results: dict[str, Any] = {"connections": connections, "seconds": seconds, "rounds": rounds}
-    bport, port = free_port(), free_port()
+    bport, port = free_ports(2)
     bbase, base = f"http://127.0.0.1:{bport}", f"http://127.0.0.1:{port}"
     data = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
     cmd, env = motcua_command(mode, port, data)

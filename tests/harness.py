@@ -1,8 +1,9 @@
 """A motcua stack under test: the embedded composition in-process, driven over HTTP."""
 
 import secrets
+import subprocess
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 import httpx
 from fastapi.testclient import TestClient
 
+from bench.common import free_ports
 from motcua.embedded import create_embedded_app, settings_for
 from services.clock import Clock, system_clock
 from services.security import Tokens
@@ -130,6 +132,73 @@ def wait_ready(probe: Callable[[], Any], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not ready after {timeout}s: {r.text}")
         time.sleep(0.2)
+
+
+def answers_as(client: httpx.Client, service: str) -> bool:
+    """Ready, and the server on the port is `service`'s: its readiness checks carry the
+    component's name. A neighbour's server on a reused port must not pass for ours."""
+    try:
+        r = client.get("/readyz")
+    except httpx.TransportError:
+        return False
+    return r.status_code == 200 and any(k.startswith(f"{service}.") for k in r.json()["checks"])
+
+
+def start_processes(services: Sequence[str], command: Callable[[str, int], list[str]],
+                    env: dict[str, str], log_dir: Path, timeout: float = 90.0,
+                    component: dict[str, str] | None = None,
+                    **popen: Any) -> dict[str, tuple["subprocess.Popen[bytes]", int]]:
+    """One process a service, each on a port of its own (`command(name, port)`, its output in
+    `log_dir/<name>.log`), back once each answers as itself: its readiness names the
+    component `component[name]` (by default the name itself).
+
+    A port taken by someone else between choosing and binding makes uvicorn exit; that
+    process is started again on a fresh port (twice at most). Any other exit fails at once,
+    with the process's log."""
+    ports = dict(zip(services, free_ports(len(services)), strict=True))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    starts = dict.fromkeys(services, 0)
+    offsets = dict.fromkeys(services, 0)  # where this start's part of the log begins
+
+    def log_of(name: str) -> Path:
+        return log_dir / f"{name}.log"
+
+    def launch(name: str) -> None:
+        starts[name] += 1
+        with open(log_of(name), "ab") as out:
+            offsets[name] = out.tell()
+            procs[name] = subprocess.Popen(command(name, ports[name]), env=env, stdout=out,
+                                           stderr=subprocess.STDOUT, **popen)
+
+    for name in services:
+        launch(name)
+    pending = set(services)
+    deadline = time.monotonic() + timeout
+    try:
+        while pending:
+            for name in sorted(pending):
+                with httpx.Client(base_url=f"http://127.0.0.1:{ports[name]}",
+                                  timeout=10) as probe:
+                    if answers_as(probe, (component or {}).get(name, name)):
+                        pending.discard(name)
+                        continue
+                if procs[name].poll() is None:
+                    continue
+                log = log_of(name).read_bytes()[offsets[name]:].decode(errors="replace")
+                if "address already in use" not in log.lower() or starts[name] >= 3:
+                    raise AssertionError(f"{name} exited ({procs[name].returncode}):\n"
+                                         f"{log[-3000:]}")
+                ports[name] = free_ports(1)[0]
+                launch(name)
+            if pending and time.monotonic() > deadline:
+                raise AssertionError(f"not ready after {timeout}s: {sorted(pending)}")
+            time.sleep(0.2)
+    except BaseException:
+        for proc in procs.values():
+            proc.kill()
+            proc.wait(10)
+        raise
+    return {name: (procs[name], ports[name]) for name in services}
 
 
 def wait_settled(readyz: Callable[[], dict[str, Any]], timeout: float,

@@ -7,33 +7,28 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.test_three_processes import _probe, free_port
-from tests.harness import wait_ready
+from tests.harness import start_processes
 
 
 @pytest.fixture
 def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "motcua.cli", "up", "--port", str(port),
-                             "--data-dir", str(tmp_path / "data")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     # `motcua up` writes its first clients' credentials there; the commands below use them.
     monkeypatch.setenv("MOTCUA_CREDENTIALS", str(tmp_path / "data" / "credentials.json"))
+    started = start_processes(
+        ["up"], lambda _, port: [sys.executable, "-m", "motcua.cli", "up", "--port", str(port),
+                                 "--data-dir", str(tmp_path / "data")],
+        env, tmp_path, timeout=60, component={"up": "metrics"})
+    proc, port = started["up"]
+    url = f"http://127.0.0.1:{port}"
     try:
-        client = httpx.Client(base_url=url, timeout=10)
-        wait_ready(lambda: _probe(client), timeout=60)
         yield url
     finally:
         proc.terminate()
         proc.wait(30)
-        log.close()
     banner = (tmp_path / "up.log").read_text()
     assert f"API docs: {url}/docs" in banner and f"metrics:  {url}/metrics" in banner
 

@@ -15,13 +15,13 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from bench.common import free_port
 from contracts import CASES_TOPIC, CaseOverdue, encode, new_envelope
 from motcua.embedded import create_embedded_app, settings_for
 from services.bus.base import Record
 from services.clock import LOCAL_TZ
-from tests.e2e.test_three_processes import _probe, free_port
 from tests.factories import CENTRE, FREE_PROCEDURE, case_body, event_body
-from tests.harness import RoleAuth, auth_settings, wait_ready, wait_settled
+from tests.harness import RoleAuth, answers_as, auth_settings, wait_ready, wait_settled
 
 # Two Thanh Hóa agencies (the service centre and the Justice Department) and one in Bắc Ninh,
 # so the page has two provinces to choose from and two agencies inside Thanh Hóa.
@@ -207,7 +207,8 @@ def live_server(data_dir: Path, topic_prefix: str) -> Iterator[LiveServer]:
     role_auth = RoleAuth(auth["auth_signing_key"])
     client = httpx.Client(base_url=url, timeout=30, auth=role_auth)
     try:
-        wait_ready(lambda: _probe(client), timeout=60)
+        wait_ready(lambda: httpx.Response(200 if answers_as(client, "metrics") else 503),
+                   timeout=60)
         yield LiveServer(app=app, url=url, loop=loop, client=client, topic_prefix=topic_prefix,
                          token=role_auth.tokens["portal"])
     finally:

@@ -4,7 +4,6 @@ each with its own PostgreSQL database, so they can only talk through Kafka topic
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,9 @@ import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.test_scenario import assert_kpis_match, run_scenario
-from tests.harness import RoleAuth, auth_env, wait_ready
+from tests.harness import RoleAuth, auth_env, start_processes
 
 SERVICES = ("intake", "routing", "metrics")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Routed:
@@ -68,18 +61,13 @@ def processes(
         **{f"{n.upper()}_DATABASE_URL": url for n, url in databases.items()},
     })
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    ports = {name: free_port() for name in SERVICES}
-    logs = {name: open(tmp_path / f"{name}.log", "wb") for name in SERVICES}  # noqa: SIM115
     try:
-        for name in SERVICES:
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "motcua.cli", name, "--port", str(ports[name])],
-                env=env, stdout=logs[name], stderr=subprocess.STDOUT,
-            )
-        clients = {n: httpx.Client(base_url=f"http://127.0.0.1:{p}", timeout=30,
-                                   auth=RoleAuth(signing_key)) for n, p in ports.items()}
-        for client in clients.values():
-            wait_ready(lambda c=client: _probe(c), timeout=90)
+        started = start_processes(
+            SERVICES, lambda name, port: [sys.executable, "-m", "motcua.cli", name,
+                                          "--port", str(port)], env, tmp_path)
+        procs = {name: proc for name, (proc, _) in started.items()}
+        clients = {n: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                   auth=RoleAuth(signing_key)) for n, (_, port) in started.items()}
         yield {"procs": procs, "clients": clients, "logs": tmp_path, "env": env,
                "signing_key": signing_key}
     finally:
@@ -87,17 +75,8 @@ def processes(
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
-        for f in logs.values():
-            f.close()
         for url in databases.values():
             drop_pg_database(url)
-
-
-def _probe(client: httpx.Client) -> Any:
-    try:
-        return client.get("/readyz")
-    except httpx.TransportError:
-        return httpx.Response(503)
 
 
 def test_three_processes_on_kafka_and_postgres(processes: dict[str, Any]) -> None:

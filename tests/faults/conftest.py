@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_three_processes import free_port
+from tests.harness import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "test-artifacts" / "faults.json"
@@ -67,13 +67,6 @@ class Infra:
         self._script("postgres.sh", "restart", self.pg_env)
 
 
-def _free_pair() -> tuple[int, int]:
-    while True:
-        a, b = free_port(), free_port()
-        if a != b:
-            return a, b
-
-
 # Package scope: the broker and the cluster stop as soon as the fault tests are done, not at
 # the end of a whole-suite session.
 @pytest.fixture(scope="package")
@@ -81,8 +74,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     if os.environ.get("MOTCUA_SKIP_FAULTS"):
         pytest.skip("MOTCUA_SKIP_FAULTS is set")
     base = tmp_path_factory.mktemp("faults-infra")
-    kafka_port, controller_port = _free_pair()
-    pg_port = free_port()
+    kafka_port, controller_port, pg_port = free_ports(3)
     kafka_env = {"KAFKA_PORT": str(kafka_port), "KAFKA_CONTROLLER_PORT": str(controller_port),
                  "KAFKA_RUN_DIR": str(base / "kafka"),
                  "KAFKA_DATA_DIR": str(base / "kafka" / "data"),

@@ -21,9 +21,9 @@ import orjson
 from tests import reference, scenario
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.e2e.test_scenario import KPI_NAMES
-from tests.e2e.test_three_processes import consumer_lag, free_port
+from tests.e2e.test_three_processes import consumer_lag
 from tests.faults.conftest import REPO, Infra
-from tests.harness import RoleAuth, auth_env
+from tests.harness import RoleAuth, answers_as, auth_env, free_ports
 from tests.scenario import PlannedCase
 
 KIND = {"intake": "intake", "intake2": "intake", "routing": "routing", "metrics": "metrics"}
@@ -46,7 +46,8 @@ class System:
         self.databases = {k: create_pg_database(infra.pg_admin_url)
                           for k in ("intake", "routing", "metrics")}
         self.procs: dict[str, Proc] = {}
-        self.ports: dict[str, int] = {}
+        # Chosen together, so no two are the same; a name keeps its port across restarts.
+        self.ports = dict(zip(KIND, free_ports(len(KIND)), strict=True))
         self.starts: Counter[str] = Counter()
         self.signing_key = secrets.token_urlsafe(32)
 
@@ -69,7 +70,7 @@ class System:
     def start(self, *names: str, launcher: list[str] | None = None) -> None:
         """Start processes (a name's port is kept across restarts); waits until all are ready."""
         for name in names:
-            port = self.ports.setdefault(name, free_port())
+            port = self.ports[name]
             self.starts[name] += 1
             log = self.tmp / f"{name}.{self.starts[name]}.log"
             cmd = [*(launcher or [sys.executable, "-m", "motcua.cli"]), KIND[name],
@@ -90,11 +91,8 @@ class System:
         while time.monotonic() < deadline:
             if p.popen.poll() is not None:
                 raise AssertionError(f"{name} exited: {p.log.read_text()[-3000:]}")
-            try:
-                if p.client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if answers_as(p.client, KIND[name]):
+                return
             time.sleep(0.3)
         raise AssertionError(f"{name} not ready: {p.log.read_text()[-3000:]}")
 

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_three_processes import _probe, free_port, processes  # noqa: F401
-from tests.harness import wait_ready
+from tests.e2e.test_three_processes import processes  # noqa: F401
+from tests.harness import start_processes
 from tests.security.support import CENTRE_H56
 
 pytestmark = pytest.mark.slow
@@ -70,13 +70,14 @@ def test_revocation_reaches_every_process(processes: dict[str, Any],  # noqa: F8
     assert r.status_code == 401
 
     # A metrics process started now has read the revocations before it answers anything.
-    port = free_port()
-    log = open(tmp_path / "metrics2.log", "wb")  # noqa: SIM115
-    late = subprocess.Popen([sys.executable, "-m", "motcua.cli", "metrics", "--port", str(port)],
-                            env=processes["env"], stdout=log, stderr=subprocess.STDOUT)
+    late_dir = tmp_path / "late"
+    late_dir.mkdir()
+    (late, port), = start_processes(
+        ["metrics"], lambda name, port: [sys.executable, "-m", "motcua.cli", name,
+                                         "--port", str(port)],
+        processes["env"], late_dir).values()
     try:
         fresh = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        wait_ready(lambda: _probe(fresh), timeout=90)
         assert _status(fresh, "/v1/kpis?scope=province:H56", tokens["portal"]) == 401
         still = {"Authorization": f"Bearer {_token(intake, _new_portal(intake))}"}
         assert fresh.get("/v1/kpis", params={"scope": "province:H56"}, headers=still,
@@ -84,7 +85,6 @@ def test_revocation_reaches_every_process(processes: dict[str, Any],  # noqa: F8
     finally:
         late.terminate()
         late.wait(30)
-        log.close()
 
 
 def _new_portal(intake: httpx.Client) -> dict[str, Any]:
