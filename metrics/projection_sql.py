@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 CASES = ProjectedCase.__tablename__
 COUNTERS = Counter.__tablename__
+# Counter rows a statement upserts: a rebuild flushes up to 100,000 at once.
+COUNTER_ROWS_A_STATEMENT = 10_000
 _LOADED = ("case_code", "agency_code", "province_code", "district_code", "field_code",
            "procedure_code", "channel", "online_level", "received_at", "transfers",
            "transfers_electronic", "resolved_on", "result_digitised", "overdue", "status",
@@ -164,7 +166,8 @@ def update_cases(session: Session, cases: "Sequence[CaseFacts]",
                          "meanwhile")
 
 
-def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]]) -> None:
+def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]], *,
+                    per_statement: int = COUNTER_ROWS_A_STATEMENT) -> None:
     if not rows:
         return
     raw, pg = _driver(session)
@@ -173,19 +176,15 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
             # One statement, its columns as arrays (the text ones joined into a string each,
             # split by PostgreSQL): a COPY into a scratch table, the upsert from it and
             # emptying it cost three round trips and a third more of the server's time
-            # (docs/benchmarks.md, thirteenth pass). ORDER BY: concurrent projections (a
-            # rebuild beside the live one) lock the counter rows in one order and cannot
-            # deadlock.
-            names, scopes, periods, values = zip(*rows, strict=True)
-            arrays, params = zip(*map(pg_text_array, (list(names), list(scopes),
-                                                      list(periods))), strict=True)
-            cur.execute(
-                f"INSERT INTO {COUNTERS} (name, scope, period, value) "
-                f"SELECT * FROM unnest({arrays[0]}, {arrays[1]}, {arrays[2]}, %s::int8[]) "
-                f"ORDER BY 1, 2, 3 ON CONFLICT (name, scope, period) DO UPDATE SET "
-                f"value = {COUNTERS}.value + excluded.value",
-                [*params, pg_array(values)], prepare=False,
-            )
+            # (docs/benchmarks.md, thirteenth pass). A rebuild's flush holds up to 100,000
+            # rows: in slices, its arrays and strings take a tenth of the memory at once.
+            # Concurrent projections (a rebuild beside the live one) must lock the counter
+            # rows in one order or deadlock: the rows are sorted here and each statement
+            # inserts them in code-point order (COLLATE "C", whatever the database's
+            # collation), so the slices follow one order throughout.
+            ordered = sorted(rows) if len(rows) > per_statement else rows
+            for start in range(0, len(ordered), per_statement):
+                _upsert_counters(cur, ordered[start:start + per_statement])
         else:
             cur.executemany(
                 f"INSERT INTO {COUNTERS} (name, scope, period, value) VALUES (?, ?, ?, ?) "
@@ -193,6 +192,21 @@ def add_to_counters(session: Session, rows: Sequence[tuple[str, str, str, int]])
                 "excluded.value",
                 rows,
             )
+
+
+def _upsert_counters(cur: Any, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    names, scopes, periods, values = zip(*rows, strict=True)
+    arrays, params = zip(*map(pg_text_array, (list(names), list(scopes), list(periods))),
+                         strict=True)
+    cur.execute(
+        f"INSERT INTO {COUNTERS} (name, scope, period, value) "
+        f"SELECT * FROM unnest({arrays[0]}, {arrays[1]}, {arrays[2]}, %s::int8[]) "
+        "AS u (name, scope, period, value) "
+        f'ORDER BY name COLLATE "C", scope COLLATE "C", period COLLATE "C" '
+        f"ON CONFLICT (name, scope, period) DO UPDATE SET "
+        f"value = {COUNTERS}.value + excluded.value",
+        [*params, pg_array(values)], prepare=False,
+    )
 
 
 def _sqlite_binders(dialect: Dialect) -> list[Any]:
