@@ -2,7 +2,7 @@
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from datetime import UTC, date, datetime
 from functools import cache
@@ -45,7 +45,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         connect_args={"options": session_options(parsed.query)})
+
+
+# Every PostgreSQL session in UTC, whatever the server's TimeZone: psycopg then reads a
+# timestamptz as a datetime in datetime.UTC, where under a named zone ('Etc/UTC' on Debian's
+# default) each value was built in that zone and converted again by the reader (intake read
+# its cases 1.25 µs a row slower; docs/benchmarks.md, fourteenth pass). Local dates are
+# always worked out in Python (Asia/Ho_Chi_Minh), never by the session's zone.
+_UTC_SESSION = "-c TimeZone=UTC"
+
+
+def session_options(query: Mapping[str, Any]) -> str:
+    """libpq `options` for a motcua session: the URL's own, then the UTC time zone."""
+    given = query.get("options")
+    given = given[-1] if isinstance(given, tuple) else given
+    return f"{given} {_UTC_SESSION}" if given else _UTC_SESSION
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -70,13 +86,14 @@ class DriverConnection:
     def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
         self._url = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False)
+        self._options = session_options(engine.url.query)
         self._autocommit = autocommit
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def get(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
-                self._url, autocommit=self._autocommit,
+                self._url, autocommit=self._autocommit, options=self._options,
                 connect_timeout=self.CONNECT_TIMEOUT_SECONDS)
             # JSON parameters and COPY values dumped by orjson, as copy_binary's: set once on
             # the connection, which its cursors inherit, not again for every COPY.
