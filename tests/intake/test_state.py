@@ -20,7 +20,7 @@ def _case() -> CaseState:
 
 def test_the_row_holds_every_column_with_its_value() -> None:
     case = _case()
-    assert COLUMNS == tuple(f.name for f in fields(CaseState))
+    assert tuple(f.name for f in fields(CaseState)) == COLUMNS
     assert case.row() == {f.name: getattr(case, f.name) for f in fields(CaseState)}
     assert list(case.row()) == list(COLUMNS)  # COPY and UPDATE take the columns in this order
 

@@ -261,6 +261,34 @@ def test_concurrent_requests_share_a_transaction_and_get_consecutive_codes(
     assert published(engine) == 40
 
 
+def test_requests_go_whole_into_transactions_and_each_gets_its_own_answers(
+    engine: Engine, write: Writes
+) -> None:
+    written: list[int] = []
+
+    async def main() -> list[Any]:
+        writer = write.writer(max_items=5,
+                              on_written=lambda items, _outcomes: written.append(len(items)))
+        stop = asyncio.Event()
+        sizes = [3, 3, 1, 2]
+        requests = [asyncio.create_task(writer.submit([receive() for _ in range(n)]))
+                    for n in sizes]
+        await asyncio.sleep(0)
+        requests[2].cancel()  # its client went away while it waited: the others are answered
+        running = asyncio.create_task(writer.run(stop))
+        answers = await asyncio.gather(*requests, return_exceptions=True)
+        stop.set()
+        await running
+        return answers
+
+    first, second, gone, last = asyncio.run(main())
+    assert written == [3, 4, 2]  # whole requests, at most 5 items: 3 + 3 and 4 + 2 are over
+    assert isinstance(gone, asyncio.CancelledError)
+    codes = [[a[0]["case_code"][-4:] for a in answer] for answer in (first, second, last)]
+    assert codes == [["0001", "0002", "0003"], ["0004", "0005", "0006"], ["0008", "0009"]]
+    assert published(engine) == 9  # the gone request's case was received all the same
+
+
 def test_the_writer_keeps_answering_after_a_failed_transaction(
     engine: Engine, deps: IntakeDeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
