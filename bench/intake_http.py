@@ -69,10 +69,11 @@ def lua_string(text: str) -> str:
 
 # Each request: PER_BATCH transfers on existing cases, every event id unique across the run
 # (and across the rounds: the round is part of the id).
-# 100, not the API's 1,000: intake answers a batch item by item, and a 1,000-event request
-# outlasts wrk's timeout on this machine, which would leave nothing to measure. Requests in
-# flight together touch different cases (as different counters' batches would): each takes the
-# next PER_BATCH cases of its thread's half of the list.
+# 100, not the API's 1,000: the cost is an event's either way (1,000-event requests ran at
+# 7,280-9,770 events/s and the same CPU an event, docs/benchmarks.md, fourteenth pass), and
+# 100 gives wrk ten times the requests to time. Requests in flight together touch different
+# cases (as different counters' batches would): each takes the next PER_BATCH cases of its
+# thread's half of the list.
 PER_BATCH = 100
 BATCH_CASES = 2000
 BATCH_LUA = """

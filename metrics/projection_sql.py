@@ -202,8 +202,8 @@ def _upsert_counters(cur: Any, rows: Sequence[tuple[str, str, str, int]]) -> Non
         f"INSERT INTO {COUNTERS} (name, scope, period, value) "
         f"SELECT * FROM unnest({arrays[0]}, {arrays[1]}, {arrays[2]}, %s::int8[]) "
         "AS u (name, scope, period, value) "
-        f'ORDER BY name COLLATE "C", scope COLLATE "C", period COLLATE "C" '
-        f"ON CONFLICT (name, scope, period) DO UPDATE SET "
+        'ORDER BY name COLLATE "C", scope COLLATE "C", period COLLATE "C" '
+        "ON CONFLICT (name, scope, period) DO UPDATE SET "
         f"value = {COUNTERS}.value + excluded.value",
         [*params, pg_array(values)], prepare=False,
     )
