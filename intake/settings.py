@@ -20,6 +20,15 @@ class IntakeSettings(ServiceSettings):
         default=120, ge=0, description="How far in the future a counter's clock may run."
     )
     batch_max_items: int = Field(default=1000, ge=1, description="Largest POST /v1/events:batch.")
+    # Batch requests in flight keep tens of thousands of objects alive (parsed items, cases,
+    # payloads, envelopes, rows): at 10,000 the young collector ran some 700 times in a
+    # 20-second batch run and walked them, 1.0-1.1 s of intake's 19 s of CPU; at 50,000 and
+    # above it ran only at start-up, with the same peak RSS (docs/benchmarks.md, fourteenth
+    # pass). Single-case requests hardly reach either.
+    gc_young_threshold: int = Field(
+        default=100_000, ge=700,
+        description="Net allocations between collections of the youngest generation; above "
+        "what the batch requests in flight keep alive.")
     write_on_loop: bool = Field(
         default=True,
         description="On PostgreSQL, write the group-commit transactions from the event loop "
