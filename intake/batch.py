@@ -13,7 +13,7 @@ statements on an asynchronous one, hands it what they read and writes the rows i
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import closing
-from datetime import UTC, date
+from datetime import date
 from operator import itemgetter
 from typing import Any
 
@@ -26,7 +26,6 @@ from intake.state import COLUMNS, CaseState
 from registry.catalogue import Catalogue
 from registry.store import CatalogueStore
 from services.db import (
-    UTCDateTime,
     binary_types,
     copy_binary,
     driver,
@@ -60,15 +59,6 @@ def copy_columns(table: Table, rows: list[dict[str, Any]]
     return columns, binary_types(table, columns), values
 
 
-def utc_row(row: dict[str, Any]) -> dict[str, Any]:
-    # As UTCDateTime reads them: psycopg gives timestamps in the session's time zone.
-    for name in _TIMESTAMPS:
-        if row[name] is not None:
-            row[name] = row[name].astimezone(UTC)
-    return row
-
-
-_TIMESTAMPS = tuple(c.name for c in CASES.columns if isinstance(c.type, UTCDateTime))
 SCRATCH = "intake_cases_scratch"
 _SET = ", ".join(name for name in COLUMNS if name != "case_code")
 _FROM = ", ".join(f"s.{name}" for name in COLUMNS if name != "case_code")
@@ -164,8 +154,9 @@ class Batch:
         return self.conn
 
     def _select_cases(self, codes: list[str]) -> list[dict[str, Any]]:
-        rows = self._where_in(CASES, list(COLUMNS), "case_code", codes, lock=True)
-        return rows if self.raw is None else [utc_row(row) for row in rows]
+        # Timestamps come back in UTC: SQLite's through UTCDateTime, PostgreSQL's because
+        # every session runs in UTC (services.db).
+        return self._where_in(CASES, list(COLUMNS), "case_code", codes, lock=True)
 
     def _select_answers(self, ids: list[str]) -> list[dict[str, Any]]:
         return self._where_in(EVENTS, list(ANSWER_COLUMNS), "event_id", ids)

@@ -34,7 +34,6 @@ from intake.batch import (
     Detached,
     copy_columns,
     fresh_codes,
-    utc_row,
     where_in_sql,
 )
 from intake.service import IntakeDeps, assign_codes, codes_wanted
@@ -127,8 +126,8 @@ class LoopWriter:
             batch = Batch.detached(catalogue)
             codes, ids = batch.unread(*lookups(items))
             if codes:  # locked first, as Batch.prefetch does
-                batch.take_cases(codes, [utc_row(r) for r in await _select(
-                    cur, CASES, COLUMNS, "case_code", codes, lock=True)])
+                batch.take_cases(codes, await _select(cur, CASES, COLUMNS, "case_code", codes,
+                                                     lock=True))
             if ids:
                 batch.take_answers(ids, await _select(cur, EVENTS, ANSWER_COLUMNS,
                                                       "event_id", ids))

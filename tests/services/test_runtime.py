@@ -47,25 +47,6 @@ def test_metrics_collects_young_objects_less_often_than_the_other_services(
         MetricsSettings()
 
 
-def _collections_while_decoding(values: list[bytes]) -> int:
-    """Collections of any generation while two batches of envelopes are decoded and held, as
-    the consumer holds the batch being applied and the next one."""
-    seen = 0
-
-    def count(phase: str, _info: dict[str, int]) -> None:
-        nonlocal seen
-        seen += phase == "start"
-
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
-        held = [decode(v) for v in values]
-    finally:
-        gc.callbacks.remove(count)
-    assert len(held) == len(values)
-    return seen
-
-
 def test_two_batches_in_flight_are_not_walked_by_the_collector_at_metrics_threshold(
         restored_gc: None) -> None:
     batch = MetricsSettings().consumer_batch_size
@@ -77,7 +58,15 @@ def test_two_batches_in_flight_are_not_walked_by_the_collector_at_metrics_thresh
     assert _collections_while_decoding(values) == 0
 
 
+def _collections_while_decoding(values: list[bytes]) -> int:
+    """Two batches of envelopes decoded and held, as the consumer holds the batch being
+    applied and the next one."""
+    pending = iter(values)
+    return _collections_while_held(lambda: decode(next(pending)), len(values))
+
+
 def _collections_while_held(build: Callable[[], object], count: int) -> int:
+    """Collections of any generation while `count` results of `build` are made and held."""
     seen = 0
 
     def counted(phase: str, _info: dict[str, int]) -> None:
