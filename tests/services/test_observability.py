@@ -1,5 +1,7 @@
 """Shared Prometheus collectors."""
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from services.observability import BatchHistogram
@@ -7,6 +9,13 @@ from services.observability import BatchHistogram
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60)
 # On a bound (counted in that bucket: `le`), between bounds, beyond the last, zero.
 VALUES = [0.0, 0.01, 0.011, 0.2, 0.3, 1.0, 7.5, 60.0, 61.0, 3600.0, 0.04, 0.04]
+NOW = datetime(2026, 3, 2, 1, 30, 0, 250_000, tzinfo=UTC)
+# Events are stamped in local time by counters (+07:00), the consumer's clock is UTC.
+LOCAL = timezone(timedelta(hours=7))
+
+
+def _ago(seconds: float) -> datetime:
+    return (NOW - timedelta(seconds=seconds)).astimezone(LOCAL)
 
 
 def _lines(registry: CollectorRegistry) -> list[str]:
@@ -23,10 +32,10 @@ def _pair() -> tuple[BatchHistogram, Histogram, CollectorRegistry, CollectorRegi
 
 def test_batch_histogram_exposes_what_prometheus_client_would() -> None:
     batch, reference, ours, theirs = _pair()
-    # At now = 0 each age is exactly its value, bounds included.
-    batch.observe_ages([-v for v in VALUES[:5]], 0.0)
-    batch.observe_ages(reversed([-v for v in VALUES[5:]]), 0.0)
-    batch.observe_ages([], 0.0)
+    # Each age is exactly its value, bounds included.
+    batch.observe_ages([_ago(v) for v in VALUES[:5]], NOW)
+    batch.observe_ages(reversed([_ago(v) for v in VALUES[5:]]), NOW)
+    batch.observe_ages([], NOW)
     for v in VALUES:
         reference.observe(v)
     got = _lines(ours)
@@ -40,9 +49,8 @@ def test_batch_histogram_exposes_what_prometheus_client_would() -> None:
 
 def test_a_timestamp_after_now_is_observed_as_age_zero() -> None:
     batch, reference, ours, theirs = _pair()
-    now = 1_790_000_000.25
     ages = [0.005, 0.15, 7.5, 3600.0]
-    batch.observe_ages([now + 3.0, *(now - a for a in ages), now + 0.5], now)
+    batch.observe_ages([_ago(-3.0), *map(_ago, ages), _ago(-0.5)], NOW)
     for v in [0.0, *ages, 0.0]:
         reference.observe(v)
     got, want = _lines(ours), _lines(theirs)
