@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from bench.common import ROOT, auth_env, bearer, free_ports, peak_rss_mb, save, server
+from services.server import PROTOCOL
 
 CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channel":"online",'
              '"online_level":"full","return_by_post":false,'
@@ -157,7 +158,9 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
     cmd, env = motcua_command(mode, port, data)
     results["mode"] = mode
     auth = bearer("counter")
-    with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(bport), *uv],
+    # The same server as motcua's (motcua.commands.run.serve): uvicorn with its protocol.
+    with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(bport),
+                 "--http", PROTOCOL, *uv],
                 f"{bbase}/readyz"), \
             server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
         many = ",".join(lua_string(b) for b in realistic_bodies())

@@ -9,6 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.runtime import GEN0_THRESHOLD, tune_gc
+from services.server import OneWriteHttpToolsProtocol
 from services.settings import ServiceSettings
 
 
@@ -34,7 +35,7 @@ def serve(app: FastAPI, host: str, port: int, banner: str | None = None, *,
     tune_gc(gc_young)
     # uvicorn turns SIGTERM/SIGINT into a graceful lifespan shutdown: loops finish their batch.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=20)
+                timeout_graceful_shutdown=20, http=OneWriteHttpToolsProtocol)
 
 
 def cmd_up(args: argparse.Namespace) -> None:

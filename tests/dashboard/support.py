@@ -20,6 +20,7 @@ from contracts import CASES_TOPIC, CaseOverdue, encode, new_envelope
 from motcua.embedded import create_embedded_app, settings_for
 from services.bus.base import Record
 from services.clock import LOCAL_TZ
+from services.server import OneWriteHttpToolsProtocol
 from tests.factories import CENTRE, FREE_PROCEDURE, case_body, event_body
 from tests.harness import RoleAuth, answers_as, auth_settings, wait_ready, wait_settled
 
@@ -197,8 +198,10 @@ def live_server(data_dir: Path, topic_prefix: str) -> Iterator[LiveServer]:
                             kafka_bootstrap_servers=None, database_url=None)
     app = create_embedded_app(**settings)
     port = free_port()
+    # The protocol `motcua up` serves with (motcua.commands.run.serve).
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
+                                           access_log=False, lifespan="on",
+                                           http=OneWriteHttpToolsProtocol))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
                               name="dashboard-test-server", daemon=True)
