@@ -3,8 +3,9 @@ cases of history, through the real HTTP API of the metrics service on PostgreSQL
 
 History is loaded straight into the projection's tables: counters are derived here from
 synthetic cases with the same attribution rules (a case counts for all, its province, agency,
-field and procedure, on its day, month, quarter and year), then bulk-copied. The query path is
-the one production uses. Run: .venv/bin/python -m bench.kpi_query [--sizes 100000 1000000]
+field and procedure, on the periods the projection stores: its day and month), then
+bulk-copied. The query path is the one production uses: a quarter or a year adds up its months.
+Run: .venv/bin/python -m bench.kpi_query [--sizes 100000 1000000]
 """
 
 import argparse
@@ -21,15 +22,12 @@ import psycopg
 
 from bench.common import ROOT, auth_env, bearer, free_port, quantiles, save, server
 from bench.projection import PG
+from metrics.periods import periods_of
 from registry.catalogue import Catalogue
 
 NAMES = ("received", "received_online", "received_full", "received_postal", "transfers",
          "transfers_electronic", "payments", "payments_online", "resolved", "resolved_online",
          "resolved_on_time", "resolved_digitised", "returned", "returned_post")
-
-
-def periods(d: date) -> tuple[str, str, str, str]:
-    return (d.isoformat(), f"{d:%Y-%m}", f"{d.year}-Q{(d.month - 1) // 3 + 1}", str(d.year))
 
 
 def counters(n_cases: int, seed: int = 3, years: int = 3) -> Counter[tuple[str, str, str]]:
@@ -49,7 +47,7 @@ def counters(n_cases: int, seed: int = 3, years: int = 3) -> Counter[tuple[str, 
             per_day_scope[(scope, d)] += 1
     out: Counter[tuple[str, str, str]] = Counter()
     for (scope, d), n in per_day_scope.items():
-        for period in periods(d):
+        for period in periods_of(d):
             for i, name in enumerate(NAMES):
                 # Each counter is a share of the cases: enough to give every row a value.
                 out[(name, scope, period)] += max(1, n * (len(NAMES) - i) // len(NAMES))

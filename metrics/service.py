@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from metrics.kpis import KPIS, Kpi
 from metrics.models import Counter
-from metrics.periods import LIVE, current_month, is_valid_period
+from metrics.periods import LIVE, current_month, is_valid_period, stored_periods
 from metrics.targets import SCOPE, Plans
 from services.errors import ValidationFailed
 
@@ -47,16 +47,20 @@ def query_kpis(
     *, session: Session, kpis: Sequence[Kpi], scope: str, period: str
 ) -> list[dict[str, Any]]:
     wanted = {k.numerator for k in kpis} | {k.denominator for k in kpis if k.denominator}
-    periods = {period, LIVE}
+    months = stored_periods(period)
     # Columns, not mapped objects: the answer needs three values a row.
     rows = session.execute(
         select(col(Counter.name), col(Counter.period), col(Counter.value)).where(
             col(Counter.scope) == scope,
-            col(Counter.period).in_(periods),
+            col(Counter.period).in_([*months, LIVE]),
             col(Counter.name).in_(wanted),
         )
     )
-    values = {(name, p): value for name, p, value in rows}
+    # A quarter's or a year's rows (its months) add up under the period asked for.
+    values: dict[tuple[str, str], int] = {}
+    for name, p, value in rows:
+        key = (name, LIVE if p == LIVE else period)
+        values[key] = values.get(key, 0) + value
     items = []
     for k in kpis:
         p = LIVE if k.name == "overdue_open" else period

@@ -1,5 +1,6 @@
 """Alembic, run programmatically: one migration history per service, one version table each."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -11,7 +12,18 @@ from sqlalchemy.engine import Connection
 _PG_MIGRATION_LOCK = 0x6D6F7463
 
 
-def upgrade(engine: Engine, *, service: str, script_location: Path) -> None:
+def upgrade(engine: Engine, *, service: str, script_location: Path,
+            revision: str = "head") -> None:
+    _run(engine, service, script_location, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(engine: Engine, *, service: str, script_location: Path, revision: str) -> None:
+    """Back to `revision` (an operator rolling back a release, and the migrations' tests)."""
+    _run(engine, service, script_location, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _run(engine: Engine, service: str, script_location: Path,
+         step: Callable[[Config], None]) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location))
     cfg.attributes["version_table"] = f"alembic_version_{service}"
@@ -20,7 +32,7 @@ def upgrade(engine: Engine, *, service: str, script_location: Path) -> None:
             # Several processes of one service may start at once; let one migrate at a time.
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        step(cfg)
 
 
 def run_env(context: object, metadata: MetaData, table_prefix: str) -> None:

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from metrics import service
 from metrics.kpis import Kpi
 from metrics.models import Counter, ProjectedCase
-from metrics.periods import LIVE, local_date
+from metrics.periods import LIVE, local_date, stored_periods
 from services.errors import ValidationFailed
 
 # The column of a projected case that each scope kind selects on.
@@ -54,7 +54,7 @@ def breakdown(
     rows = session.exec(
         select(Counter.scope).distinct().where(
             col(Counter.name).in_(names),
-            col(Counter.period).in_({period, LIVE}),
+            col(Counter.period).in_([*stored_periods(period), LIVE]),
             col(Counter.scope).startswith(f"{kind}:"),
             Counter.value != 0,
         )

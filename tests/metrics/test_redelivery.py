@@ -64,10 +64,10 @@ def apply(engine: Engine, events: list[Envelope]) -> int:
 
 
 def counters(engine: Engine) -> dict[str, int]:
-    """Every counter of the whole-country scope for the year."""
+    """Every counter of the whole-country scope for the year (the sum of its months)."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT name, value FROM metrics_counters "
-                                 "WHERE scope = 'all' AND period = '2026'"))
+        rows = conn.execute(text("SELECT name, SUM(value) FROM metrics_counters WHERE scope = "
+                                 "'all' AND period LIKE '2026-__' GROUP BY name"))
         return {name: int(value) for name, value in rows}
 
 
