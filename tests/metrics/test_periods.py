@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from metrics import service
 from metrics.app import MIGRATIONS
+from metrics.dashboard.queries import breakdown
 from metrics.kpis import KPIS
 from metrics.periods import periods_of, stored_periods
 from services.db import make_engine
@@ -49,19 +50,19 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     drop_pg_database(made)
 
 
-def _insert(engine: Engine, rows: dict[str, tuple[int, int, int]]) -> None:
+def _insert(engine: Engine, rows: dict[str, tuple[int, int, int]], scope: str = "all") -> None:
     with engine.begin() as conn:
         for period, values in rows.items():
             for name, value in zip(NAMES, values, strict=True):
                 conn.execute(text("INSERT INTO metrics_counters (name, scope, period, value) "
-                                  "VALUES (:n, 'all', :p, :v)"),
-                             {"n": name, "p": period, "v": value})
+                                  "VALUES (:n, :s, :p, :v)"),
+                             {"n": name, "s": scope, "p": period, "v": value})
 
 
-def _stored(engine: Engine) -> dict[tuple[str, str], int]:
+def _stored(engine: Engine) -> dict[tuple[str, str, str], int]:
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT name, period, value FROM metrics_counters"))
-        return {(n, p): int(v) for n, p, v in rows}
+        rows = conn.execute(text("SELECT name, scope, period, value FROM metrics_counters"))
+        return {(n, s, p): int(v) for n, s, p, v in rows}
 
 
 def _figures(engine: Engine, period: str) -> dict[str, tuple[int, int | None]]:
@@ -78,7 +79,7 @@ def test_quarters_and_years_add_up_months_and_the_migration_goes_both_ways(url: 
         _insert(engine, {**MONTHS, **DAYS, **OLD_ROWS})
         upgrade(engine, service="metrics", script_location=MIGRATIONS)
         after = _stored(engine)
-        assert {p for _, p in after} == {*MONTHS, *DAYS}  # quarters and years gone
+        assert {p for _, _, p in after} == {*MONTHS, *DAYS}  # quarters and years gone
         # A year, a quarter, a month and a day, read from what is stored.
         assert _figures(engine, "2026") == {"on_time_rate": (17, 23), "received": (61, None)}
         assert _figures(engine, "2026-Q1") == {"on_time_rate": (16, 22), "received": (60, None)}
@@ -86,13 +87,25 @@ def test_quarters_and_years_add_up_months_and_the_migration_goes_both_ways(url: 
         assert _figures(engine, "2026-Q3") == {"on_time_rate": (0, 0), "received": (0, None)}
         assert _figures(engine, "2026-02") == {"on_time_rate": (8, 8), "received": (20, None)}
         assert _figures(engine, "2026-03-02") == {"on_time_rate": (1, 1), "received": (3, None)}
+        # The dashboard's drill-down finds a province by its months' rows, for their year.
+        _insert(engine, {"2026-02": (5, 2, 1)}, scope="province:H56")
+        with Session(engine) as session:
+            rows = breakdown(session=session, kpis=[KPIS["received"]], scope="all",
+                             period="2026")
+            assert [(r["scope"], r["items"][0]["numerator"]) for r in rows] == [
+                ("province:H56", 5)]
+            assert breakdown(session=session, kpis=[KPIS["received"]], scope="all",
+                             period="2026-Q2") == []
 
         downgrade(engine, service="metrics", script_location=MIGRATIONS,
                   revision="metrics_0003")
         back = _stored(engine)
         for period, values in OLD_ROWS.items():
             for name, value in zip(NAMES, values, strict=True):
-                assert back[(name, period)] == value, (name, period)
-        assert len(back) == len(NAMES) * (len(MONTHS) + len(DAYS) + len(OLD_ROWS))
+                assert back[(name, "all", period)] == value, (name, period)
+        assert back[("received", "province:H56", "2026-Q1")] == 5
+        assert back[("received", "province:H56", "2026")] == 5
+        # Ours, and the province's month with the year and quarter it makes.
+        assert len(back) == len(NAMES) * (len(MONTHS) + len(DAYS) + len(OLD_ROWS) + 3)
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 
 from bench.common import free_ports
@@ -45,9 +45,7 @@ def _app() -> FastAPI:
         return {"hồ_sơ": "Đã tiếp nhận"}
 
     @app.get("/big")
-    def big() -> Any:
-        from fastapi import Response
-
+    def big() -> Response:
         return Response(BIG, media_type="application/octet-stream")
 
     @app.get("/stream")
