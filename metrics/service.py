@@ -47,12 +47,12 @@ def query_kpis(
     *, session: Session, kpis: Sequence[Kpi], scope: str, period: str
 ) -> list[dict[str, Any]]:
     wanted = {k.numerator for k in kpis} | {k.denominator for k in kpis if k.denominator}
-    months = stored_periods(period)
+    stored = stored_periods(period)
     # Columns, not mapped objects: the answer needs three values a row.
     rows = session.execute(
         select(col(Counter.name), col(Counter.period), col(Counter.value)).where(
             col(Counter.scope) == scope,
-            col(Counter.period).in_([*months, LIVE]),
+            col(Counter.period).in_([*stored, LIVE]),
             col(Counter.name).in_(wanted),
         )
     )

@@ -1,20 +1,26 @@
 """A motcua stack under test: the embedded composition in-process, driven over HTTP."""
 
+import asyncio
 import secrets
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bench.common import free_ports
 from motcua.embedded import create_embedded_app, settings_for
 from services.clock import Clock, system_clock
 from services.security import Tokens
+from services.server import OneWriteHttpToolsProtocol
 
 # Paths by the kind of client that calls them; everything else is a counter's.
 ADMIN_PATHS = ("/v1/admin", "/v1/audit")
@@ -132,6 +138,32 @@ def wait_ready(probe: Callable[[], Any], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not ready after {timeout}s: {r.text}")
         time.sleep(0.2)
+
+
+@contextmanager
+def server_thread(app: FastAPI, name: str, **config: Any
+                  ) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """uvicorn serving `app` in a thread of its own on a free port, with the protocol motcua
+    serves with (motcua.commands.run.serve) unless `config` names another; (port, its event
+    loop) once it listens, stopped afterwards."""
+    (port,) = free_ports(1)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False,
+                                           **{"http": OneWriteHttpToolsProtocol, **config}))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
+                              name=name, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, f"{name} did not start"
+            time.sleep(0.02)
+        yield port, loop
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        loop.close()
 
 
 def answers_as(client: httpx.Client, service: str) -> bool:

@@ -2,7 +2,6 @@
 overdue notices standing in for routing's scan, and the one-process app on a real port."""
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,17 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 
-from bench.common import free_port
 from contracts import CASES_TOPIC, CaseOverdue, encode, new_envelope
 from motcua.embedded import create_embedded_app, settings_for
 from services.bus.base import Record
 from services.clock import LOCAL_TZ
-from services.server import OneWriteHttpToolsProtocol
 from tests.factories import CENTRE, FREE_PROCEDURE, case_body, event_body
-from tests.harness import RoleAuth, answers_as, auth_settings, wait_ready, wait_settled
+from tests.harness import (
+    RoleAuth,
+    answers_as,
+    auth_settings,
+    server_thread,
+    wait_ready,
+    wait_settled,
+)
 
 # Two Thanh Hóa agencies (the service centre and the Justice Department) and one in Bắc Ninh,
 # so the page has two provinces to choose from and two agencies inside Thanh Hóa.
@@ -197,26 +200,12 @@ def live_server(data_dir: Path, topic_prefix: str) -> Iterator[LiveServer]:
     settings = settings_for(data_dir, **auth, topic_prefix=topic_prefix, consumer_poll_ms=50,
                             kafka_bootstrap_servers=None, database_url=None)
     app = create_embedded_app(**settings)
-    port = free_port()
-    # The protocol `motcua up` serves with (motcua.commands.run.serve).
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on",
-                                           http=OneWriteHttpToolsProtocol))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
-                              name="dashboard-test-server", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
     role_auth = RoleAuth(auth["auth_signing_key"])
-    client = httpx.Client(base_url=url, timeout=30, auth=role_auth)
-    try:
-        wait_ready(lambda: httpx.Response(200 if answers_as(client, "metrics") else 503),
-                   timeout=60)
-        yield LiveServer(app=app, url=url, loop=loop, client=client, topic_prefix=topic_prefix,
-                         token=role_auth.tokens["portal"])
-    finally:
-        client.close()
-        server.should_exit = True
-        thread.join(60)
-        loop.close()
+    with server_thread(app, "dashboard-test-server", lifespan="on") as (port, loop):
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=30, auth=role_auth) as client:
+            wait_ready(lambda: httpx.Response(200 if answers_as(client, "metrics") else 503),
+                       timeout=60)
+            yield LiveServer(app=app, url=url, loop=loop, client=client,
+                             topic_prefix=topic_prefix, token=role_auth.tokens["portal"])
 

@@ -6,18 +6,15 @@ transport between the protocol and the socket's own.
 
 import asyncio
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import StreamingResponse
 
-from bench.common import free_ports
 from services.server import OneWriteHttpToolsProtocol, OneWriteTransport
+from tests.harness import server_thread
 
 BIG = b"0123456789abcdef" * 65_536  # 1 MiB: more than a socket takes at once
 
@@ -68,23 +65,8 @@ def _server() -> Iterator[tuple[int, list[int]]]:
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(_Recorder(transport, writes))  # type: ignore[arg-type]
 
-    (port,) = free_ports(1)
-    server = uvicorn.Server(uvicorn.Config(_app(), host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, http=Recording))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
-                              daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
+    with server_thread(_app(), "server-test", http=Recording) as (port, _loop):
         yield port, writes
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        loop.close()
 
 
 def _read_response(sock: socket.socket, buffer: bytearray) -> bytes:
