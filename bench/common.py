@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+# Where each benchmark writes its JSON; the smoke tests (tests/bench) point it elsewhere.
+RESULTS = Path(os.environ.get("MOTCUA_BENCH_RESULTS") or ROOT / "bench" / "results")
 
 
 # A throwaway deployment on the loopback: the servers a benchmark starts get this key, and the
@@ -129,7 +130,7 @@ def save(name: str, figures: dict[str, Any]) -> Path:
     payload = {"benchmark": name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "machine": machine(), **figures}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path.relative_to(ROOT)}")
+    print(f"wrote {path}")
     return path
 
 

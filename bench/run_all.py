@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, clean_leftovers, machine
@@ -42,17 +43,33 @@ OCCASIONAL: dict[str, tuple[str, list[str]]] = {
     "rebuild_10m": ("rebuild", ["--sizes", "2270000", "--name", "rebuild_10m"]),
 }
 RUNNABLE = {**PLAN, **OCCASIONAL}
+# Every benchmark of PLAN at the smallest sizes that still exercise its whole path (about two
+# minutes in all): `--smoke`, run by the test suite (tests/bench) so that no benchmark rots
+# between the runs that fill the table. Its figures mean nothing and go to a directory of
+# their own, never to bench/results or the table in docs/benchmarks.md.
+SMOKE: dict[str, tuple[str, list[str]]] = {
+    "intake_http": ("intake_http", ["--seconds", "1", "--connections", "16", "--rounds", "1"]),
+    "intake_scaleout": ("intake_scaleout", ["--processes", "2", "--seconds", "1"]),
+    "projection": ("projection", ["--cases", "300", "--rounds", "1"]),
+    "freshness": ("freshness", ["--rate", "20", "--seconds", "3"]),
+    "rebuild": ("rebuild", ["--sizes", "300", "600"]),
+    "kpi_query": ("kpi_query", ["--sizes", "2000", "4000", "--queries", "10"]),
+    "routing_catchup": ("routing_catchup", ["--cases", "300", "600"]),
+}
 
 
-def run(names: list[str]) -> dict[str, dict[str, Any]]:
+def run(names: list[str], plan: dict[str, tuple[str, list[str]]] = RUNNABLE,
+        results: Path = RESULTS) -> dict[str, dict[str, Any]]:
     py = str(ROOT / ".venv" / "bin" / "python")
+    env = {**os.environ, "MOTCUA_BENCH_RESULTS": str(results)}
     loads: dict[str, dict[str, Any]] = {}
     for name in names:
         before = os.getloadavg()[0]
         started = time.monotonic()
-        module, args = RUNNABLE[name]
+        module, args = plan[name]
         print(f"== {name}: {module} {' '.join(args)} (load {before:.2f})", flush=True)
-        proc = subprocess.run([py, "-m", f"bench.{module}", *args], cwd=ROOT, check=False)
+        proc = subprocess.run([py, "-m", f"bench.{module}", *args], cwd=ROOT, env=env,
+                              check=False)
         loads[name] = {"load_before": before, "load_after": os.getloadavg()[0],
                        "seconds": time.monotonic() - started, "exit": proc.returncode}
     return loads
@@ -206,7 +223,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(RUNNABLE), default=list(PLAN))
     parser.add_argument("--table-only", action="store_true",
                         help="rebuild the table from bench/results without running anything")
+    parser.add_argument("--smoke", type=Path, metavar="DIR",
+                        help="every benchmark at the smallest sizes, results into DIR, the table "
+                        "printed (nothing cleaned, bench/results and the docs untouched)")
     args = parser.parse_args()
+    if args.smoke is not None:
+        smoke(args.smoke)
+        return
     loads_file = RESULTS / "run_all_loads.json"
     loads: dict[str, dict[str, Any]] = (
         json.loads(loads_file.read_text()) if loads_file.exists() else {})
@@ -220,6 +243,17 @@ def main() -> None:
                if p.stem in RUNNABLE}
     write_doc(table(results, loads))
     if any(ld["exit"] != 0 for n, ld in loads.items() if n in args.only):
+        sys.exit(1)
+
+
+def smoke(results: Path) -> None:
+    """Run SMOKE into `results` and print its table; exit 1 if a benchmark failed. Leftovers
+    are not cleaned first: a smoke run shares the broker and PostgreSQL with the test suite."""
+    loads = run(list(SMOKE), SMOKE, results)
+    found = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")
+             if p.stem in SMOKE}
+    print(table(found, loads))
+    if any(ld["exit"] != 0 for ld in loads.values()):
         sys.exit(1)
 
 

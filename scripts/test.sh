@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite from nothing:
-#   venv (bootstrap.sh) -> promtool (Debian `prometheus`) -> PostgreSQL -> Kafka -> pytest
+#   venv (bootstrap.sh) -> promtool (Debian `prometheus`), Chromium, docker-compose, wrk
+#   -> PostgreSQL -> Kafka -> pytest
 # Extra arguments go to pytest, e.g. scripts/test.sh -k kafka -x
 # Kafka and PostgreSQL are left running afterwards (stop them with
 # scripts/kafka.sh stop / scripts/postgres.sh stop).
@@ -26,6 +27,12 @@ fi
 # docker-compose (Compose file validation only: no container engine runs here)
 if ! command -v docker-compose >/dev/null 2>&1; then
     apt_install docker-compose
+fi
+
+# wrk (the HTTP benchmarks' load tool: the suite runs every benchmark at its smallest, tests/bench)
+if ! command -v wrk >/dev/null 2>&1; then
+    apt_install wrk
+    command -v wrk >/dev/null 2>&1 || die "wrk still missing after installing it"
 fi
 
 bash scripts/postgres.sh start >/dev/null
