@@ -1,7 +1,7 @@
 # One image for the three services: `motcua intake|routing|metrics` (or `motcua up`).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY contracts contracts
 COPY services services
 COPY intake intake
@@ -9,7 +9,7 @@ COPY routing routing
 COPY metrics metrics
 COPY registry registry
 COPY motcua motcua
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install -c constraints.txt .
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 MOTCUA_DATA_DIR=/var/lib/motcua

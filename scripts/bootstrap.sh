@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Create/refresh the project virtualenv: .venv (Python 3.11) with `pip install -e '.[dev]'`.
+# Create/refresh the project virtualenv: .venv (Python 3.11) with `pip install -e '.[dev]'`,
+# every version pinned by constraints.txt.
 # Idempotent and fast when nothing changed: pip runs only when .venv/.bootstrap-stamp is
-# missing or older than pyproject.toml (delete the stamp to force a reinstall).
+# missing or older than pyproject.toml or constraints.txt (delete the stamp to force a
+# reinstall).
 set -euo pipefail
 SCRIPT_TAG=bootstrap
 . "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
@@ -55,14 +57,16 @@ if ! venv_ok; then
     rm -f "$STAMP"
 fi
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REPO_ROOT/pyproject.toml" ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REPO_ROOT/pyproject.toml" ] \
+        && [ "$STAMP" -nt "$REPO_ROOT/constraints.txt" ]; then
     exit 0
 fi
 
-log "pip install -e '.[dev]' (log: .local/pip.log)"
+log "pip install -c constraints.txt -e '.[dev]' (log: .local/pip.log)"
 t0=$SECONDS
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-if ! "$VENV/bin/python" -m pip install -q -e '.[dev]' >"$LOCAL_DIR/pip.log" 2>&1; then
+if ! "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]' \
+        >"$LOCAL_DIR/pip.log" 2>&1; then
     tail -n 30 "$LOCAL_DIR/pip.log" >&2
     die "pip install failed (see .local/pip.log)"
 fi
