@@ -21,14 +21,21 @@ from bench.run_all import SMOKE
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _written() -> dict[str, int]:
+    """What a full run writes, and when it was last written."""
+    paths = [ROOT / "docs" / "benchmarks.md", *(ROOT / "bench" / "results").glob("*.json")]
+    return {str(p): p.stat().st_mtime_ns for p in paths if p.exists()}
+
+
 @pytest.fixture(scope="module")
 def smoke(kafka_bootstrap: str, pg_admin_url: str,
-          tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+          tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, bool]:
     if shutil.which("wrk") is None:
         if os.environ.get("CI"):
             pytest.fail("wrk missing: scripts/test.sh installs Debian's package")
         pytest.skip("wrk not installed (scripts/test.sh installs it)")
     results = tmp_path_factory.mktemp("bench-results")
+    before = _written()
     env = {**os.environ, "MOTCUA_BENCH_KAFKA": kafka_bootstrap,
            "MOTCUA_BENCH_DATABASE_URL": pg_admin_url}
     env.pop("MOTCUA_BENCH_RESULTS", None)
@@ -37,24 +44,25 @@ def smoke(kafka_bootstrap: str, pg_admin_url: str,
                          check=False)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     found = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in results.glob("*.json")}
-    return found, out.stdout
+    return found, out.stdout, _written() == before
 
 
-def test_every_benchmark_wrote_its_results(smoke: tuple[dict[str, Any], str]) -> None:
-    results, _ = smoke
+def test_every_benchmark_wrote_its_results(smoke: tuple[dict[str, Any], str, bool]) -> None:
+    results = smoke[0]
     assert sorted(results) == sorted(SMOKE)
     for name, result in results.items():
         assert result["benchmark"] == name
         assert result["machine"]["cpus"] >= 1
 
 
-def test_the_bench_results_are_left_alone(smoke: tuple[dict[str, Any], str]) -> None:
-    _, stdout = smoke
-    assert str(ROOT / "bench" / "results") not in stdout
+def test_the_table_and_its_results_are_left_alone(smoke: tuple[dict[str, Any], str, bool]
+                                                  ) -> None:
+    _, stdout, untouched = smoke
+    assert untouched, "a smoke run wrote bench/results or docs/benchmarks.md"
     assert "docs/benchmarks.md" not in stdout
 
 
-def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str]) -> None:
+def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str, bool]) -> None:
     r = smoke[0]["intake_http"]
     for key in ("motcua_single", "baseline_single", "motcua_batch", "baseline_batch",
                 "motcua_single_one_counter"):
@@ -72,7 +80,7 @@ def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str]) -> Non
     assert [run["processes"] for run in scale["rounds"]] == [1, 2, 1, 2]
 
 
-def test_the_projection_consumed_the_whole_log(smoke: tuple[dict[str, Any], str]) -> None:
+def test_the_projection_consumed_the_whole_log(smoke: tuple[dict[str, Any], str, bool]) -> None:
     p = smoke[0]["projection"]
     # 300 cases of realistic traffic: a receipt each, and the events that follow it.
     assert p["events"] > 300
@@ -82,7 +90,7 @@ def test_the_projection_consumed_the_whole_log(smoke: tuple[dict[str, Any], str]
     assert run["projection_cpu_us_per_event"] > 0 < run["bare_cpu_us_per_event"]
 
 
-def test_the_rebuild_applied_every_event_once(smoke: tuple[dict[str, Any], str]) -> None:
+def test_the_rebuild_applied_every_event_once(smoke: tuple[dict[str, Any], str, bool]) -> None:
     b = smoke[0]["rebuild"]
     assert len(b["sizes"]) == 2
     for size in b["sizes"].values():
@@ -95,7 +103,7 @@ def test_the_rebuild_applied_every_event_once(smoke: tuple[dict[str, Any], str])
     assert b["ten_million_seconds"] == pytest.approx(10_000_000 / b["events_per_s"], rel=1e-3)
 
 
-def test_freshness_probed_every_case_answered(smoke: tuple[dict[str, Any], str]) -> None:
+def test_freshness_probed_every_case_answered(smoke: tuple[dict[str, Any], str, bool]) -> None:
     f = smoke[0]["freshness"]
     assert f["probes"] > 0
     assert set(f["answers_by_status"]) == {"201"}
@@ -104,7 +112,7 @@ def test_freshness_probed_every_case_answered(smoke: tuple[dict[str, Any], str])
     assert set(f["peak_rss_mb"]) == {"intake", "routing", "metrics"}
 
 
-def test_kpi_queries_cover_every_scope_and_period(smoke: tuple[dict[str, Any], str]) -> None:
+def test_kpi_queries_cover_every_scope_and_period(smoke: tuple[dict[str, Any], str, bool]) -> None:
     k = smoke[0]["kpi_query"]
     assert len(k["sizes"]) == 2
     for size in k["sizes"].values():
@@ -114,15 +122,15 @@ def test_kpi_queries_cover_every_scope_and_period(smoke: tuple[dict[str, Any], s
         assert size["p99_max_ms"] == max(c["p99"] for c in cells.values())
 
 
-def test_routing_caught_up_each_backlog(smoke: tuple[dict[str, Any], str]) -> None:
+def test_routing_caught_up_each_backlog(smoke: tuple[dict[str, Any], str, bool]) -> None:
     c = smoke[0]["routing_catchup"]
     events = [run["events"] for run in c["runs"]]
     assert len(events) == 2 and 0 < events[0] < events[1]
     assert all(run["peak_rss_mb"] > 0 for run in c["runs"])
 
 
-def test_the_table_has_a_row_for_each_figure(smoke: tuple[dict[str, Any], str]) -> None:
-    _, stdout = smoke
+def test_the_table_has_a_row_for_each_figure(smoke: tuple[dict[str, Any], str, bool]) -> None:
+    stdout = smoke[1]
     table = stdout[stdout.index("<!-- bench:latest:begin -->"):]
     for figure in ("single-case intake `POST /v1/cases`", "batch intake",
                    "single-case intake, 2 intake processes", "projection, Kafka → PostgreSQL",
