@@ -38,7 +38,6 @@ def smoke(kafka_bootstrap: str, pg_admin_url: str,
     before = _written()
     env = {**os.environ, "MOTCUA_BENCH_KAFKA": kafka_bootstrap,
            "MOTCUA_BENCH_DATABASE_URL": pg_admin_url}
-    env.pop("MOTCUA_BENCH_RESULTS", None)
     out = subprocess.run([sys.executable, "-m", "bench.run_all", "--smoke", str(results)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
                          check=False)
