@@ -61,9 +61,10 @@ class IntakeComponent:
         self.engine = make_engine(settings.resolved_database_url("intake"))
         self.metrics = IntakeMetrics(registry)
         self.relay = Relay(models.OUTBOX, self.engine, bus, topic_prefix=settings.topic_prefix)
-        on_loop = (LoopWriter(self.engine, self.deps)
+        on_loop = ([LoopWriter(self.engine, self.deps)
+                    for _ in range(settings.write_transactions)]
                    if settings.write_on_loop and self.engine.dialect.name == "postgresql"
-                   else None)
+                   else [])
         self.writer = GroupWriter(self.engine, self.deps, max_items=settings.batch_max_items,
                                   on_written=self._written, on_loop=on_loop,
                                   on_commit=self._committed)

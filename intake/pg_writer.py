@@ -17,6 +17,7 @@ speed, never a behaviour: the statements are the threaded writer's (intake.batch
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -58,9 +59,19 @@ class LoopWriter:
         self._deps = deps
         self._unreachable = False
 
-    async def write(self, items: list[Item]) -> list[Outcome] | None:
+    async def write(self, items: list[Item], locked: Callable[[], None] = lambda: None
+                    ) -> list[Outcome] | None:
         """The items' outcomes once committed; None if nothing was written and the batch is
-        for the threaded writer."""
+        for the threaded writer. `locked` is called once this transaction holds its cases'
+        rows and its case numbers (or has given up): a transaction started after that waits
+        for any of them it shares, so events and numbers keep the order of arrival."""
+        try:
+            return await self._write(items, locked)
+        finally:
+            locked()
+
+    async def _write(self, items: list[Item], locked: Callable[[], None]
+                     ) -> list[Outcome] | None:
         try:
             conn = await self._db.get()
         except psycopg.Error as exc:
@@ -73,7 +84,7 @@ class LoopWriter:
             return None
         self._unreachable = False
         try:
-            outcomes = await self._transaction(conn, items)
+            outcomes = await self._transaction(conn, items, locked)
         except (Detached, _Elsewhere):
             await self._rollback(conn)
             return None
@@ -110,8 +121,8 @@ class LoopWriter:
     def close(self) -> None:
         self._db.drop()
 
-    async def _transaction(self, conn: psycopg.AsyncConnection[Any],
-                           items: list[Item]) -> list[Outcome]:
+    async def _transaction(self, conn: psycopg.AsyncConnection[Any], items: list[Item],
+                           locked: Callable[[], None]) -> list[Outcome]:
         """Everything but the commit."""
         deps = self._deps
         async with conn.cursor(row_factory=interned_dict_row) as cur:
@@ -135,6 +146,7 @@ class LoopWriter:
             wanted = codes_wanted(staged)
             outcomes = assign_codes(staged, await _new_codes(cur, batch, wanted)
                                     if wanted else {})
+            locked()
             audit_outcomes(batch, deps, items, outcomes)
             await _write(cur, batch)
         return outcomes

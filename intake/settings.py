@@ -34,6 +34,12 @@ class IntakeSettings(ServiceSettings):
         description="On PostgreSQL, write the group-commit transactions from the event loop "
         "(psycopg's asynchronous connection) instead of a worker thread.",
     )
+    write_transactions: int = Field(
+        default=2, ge=1, le=8,
+        description="On PostgreSQL, how many group-commit transactions may be in flight at "
+        "once, each on a connection of its own; one more starts only while a full one "
+        "(batch_max_items) is waiting.",
+    )
     pii_keys: SecretStr | None = Field(
         default=None,
         description="Keys encrypting applicant data at rest: `id:base64(32 bytes)`, comma "

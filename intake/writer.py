@@ -20,8 +20,9 @@ threaded writer takes every batch that one hands back, and all of them on SQLite
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import psycopg
@@ -43,7 +44,8 @@ Outcome = Result | MotcuaError
 
 
 class OnLoop(Protocol):
-    async def write(self, items: list["Item"]) -> list[Outcome] | None: ...
+    async def write(self, items: list["Item"], locked: Callable[[], None] = ...
+                    ) -> list[Outcome] | None: ...
 
     def close(self) -> None: ...
 
@@ -150,14 +152,26 @@ def audit_outcomes(batch: Batch, deps: IntakeDeps, items: list[Item],
 
 
 class GroupWriter:
+    """Requests queued in arrival order, written a group a transaction.
+
+    With more than one loop writer, a further transaction starts while one is in flight only
+    when a full one (max_items) is waiting: a backlog of batch requests is then staged while
+    the transaction before it waits on PostgreSQL. Below that the waiting requests go into the
+    next transaction, as with one writer: single-case requests all take their agency's daily
+    sequence row, so two smaller transactions would only queue on those locks (docs/
+    benchmarks.md, seventeenth pass). Concurrent transactions lock their cases in code order
+    and draw case numbers under the sequence rows' locks, as two intake processes on one
+    database do, so events on one case commit in the order their transactions locked it."""
+
     def __init__(self, engine: Engine, deps: IntakeDeps, *, max_items: int = 1000,
                  on_written: Callable[[list[Item], list[Outcome]], None] | None = None,
-                 on_loop: OnLoop | None = None,
+                 on_loop: Sequence[OnLoop] = (),
                  on_commit: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.deps = deps
-        # intake.pg_writer's, on PostgreSQL: a batch it declines (None) is written here.
-        self.on_loop = on_loop
+        # intake.pg_writer's, on PostgreSQL, one a transaction in flight: a batch one declines
+        # (None) is written here. Without any, one transaction at a time, on a thread.
+        self.on_loop: list[OnLoop | None] = list(on_loop) or [None]
         # Told "loop" or "thread" for each transaction run (intake's metrics).
         self.on_commit = on_commit
         self.max_items = max_items
@@ -166,6 +180,7 @@ class GroupWriter:
         # gather over them, cost a batch request about 1 µs an event (docs/benchmarks.md,
         # fourteenth pass).
         self._queue: deque[tuple[list[Item], asyncio.Future[list[Outcome]]]] = deque()
+        self._queued = 0  # items in the queue
         self._wake = asyncio.Event()
         self._stopped = False
 
@@ -175,32 +190,61 @@ class GroupWriter:
             raise Unavailable("intake is stopping and no longer accepts writes")
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append((items, future))
+        self._queued += len(items)
         self._wake.set()
         return await future
 
     async def run(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(stop.wait())
+        free = list(self.on_loop)
+        writing: set[asyncio.Task[None]] = set()
+        # Whether the last transaction started holds its locks (intake.pg_writer's `locked`).
+        last_locked = [True]
+
+        def done(task: asyncio.Task[None], writer: OnLoop | None) -> None:
+            writing.discard(task)
+            free.append(writer)
+            self._wake.set()
+
+        def locked(flag: list[bool]) -> None:
+            if not flag[0]:
+                flag[0] = True
+                self._wake.set()
+
         try:
             while True:
-                if not self._queue:
-                    if stop.is_set():
-                        break
-                    self._wake.clear()
-                    woken = asyncio.create_task(self._wake.wait())
-                    await asyncio.wait({woken, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                    woken.cancel()
-                    continue
-                await self._write(self._take())
+                while self._queue and free and (not writing or (
+                        last_locked[0] and self._queued >= self.max_items)):
+                    writer = free.pop()
+                    last_locked = [False]
+                    task = asyncio.create_task(self._write(
+                        self._take(), writer, partial(locked, last_locked)))
+                    writing.add(task)
+                    task.add_done_callback(partial(done, writer=writer))
+                if stop.is_set() and not self._queue and not writing:
+                    break
+                # Woken by a request, a transaction done, or the stop (once: a set stop would
+                # wake this every time while the last transactions finish).
+                self._wake.clear()
+                woken = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({woken} if stopping.done() else {woken, stopping},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
         finally:
             self._stopped = True
             stopping.cancel()
-            if self.on_loop is not None:
-                self.on_loop.close()
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
+            for writer in self.on_loop:
+                if writer is not None:
+                    writer.close()
             for _items, future in self._queue:
                 if not future.done():
                     future.set_exception(
                         Unavailable("intake stopped before writing this request"))
             self._queue.clear()
+            self._queued = 0
 
     def _take(self) -> list[tuple[list[Item], asyncio.Future[list[Outcome]]]]:
         """Whole requests, in arrival order, up to max_items items (at least one request)."""
@@ -209,23 +253,25 @@ class GroupWriter:
         while self._queue and count + len(self._queue[0][0]) <= self.max_items:
             taken.append(self._queue.popleft())
             count += len(taken[-1][0])
+        self._queued -= count
         return taken
 
-    async def _write(self, taken: list[tuple[list[Item], asyncio.Future[list[Outcome]]]]
-                     ) -> None:
+    async def _write(self, taken: list[tuple[list[Item], asyncio.Future[list[Outcome]]]],
+                     on_loop: OnLoop | None, locked: Callable[[], None]) -> None:
         items = [item for group, _ in taken for item in group]
         try:
-            outcomes = await self.on_loop.write(items) if self.on_loop is not None else None
+            outcomes = await on_loop.write(items, locked) if on_loop is not None else None
             writer = "loop"
             if outcomes is None:
                 outcomes = await asyncio.to_thread(write_batch, self.engine, self.deps, items)
                 writer = "thread"
         except Exception as exc:
             log.exception("writing a batch of %d items failed", len(items))
-            for _, future in taken:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(taken, exc)
             return
+        except asyncio.CancelledError:  # intake is stopping
+            _fail(taken, Unavailable("intake stopped while writing this request"))
+            raise
         start = 0
         for group, future in taken:
             if not future.done():  # the request may have gone (cancelled)
@@ -235,3 +281,10 @@ class GroupWriter:
             self.on_commit(writer)
         if self.on_written is not None:
             self.on_written(items, outcomes)
+
+
+def _fail(taken: list[tuple[list[Item], asyncio.Future[list[Outcome]]]],
+          exc: Exception) -> None:
+    for _, future in taken:
+        if not future.done():
+            future.set_exception(exc)

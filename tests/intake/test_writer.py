@@ -77,8 +77,8 @@ class Writes:
         finally:
             writer.close()
 
-    def writer(self, **kwargs: Any) -> GroupWriter:
-        on_loop = LoopWriter(self.engine, self.deps) if self.on_loop else None
+    def writer(self, loops: int = 1, **kwargs: Any) -> GroupWriter:
+        on_loop = [LoopWriter(self.engine, self.deps) for _ in range(loops if self.on_loop else 0)]
         return GroupWriter(self.engine, self.deps, on_loop=on_loop, **kwargs)
 
 
@@ -396,3 +396,142 @@ def test_the_loop_writer_hands_over_when_its_connection_is_lost_then_reconnects(
     assert first[0][0]["case_code"] == "000.00.20.H56-260303-0001"
     assert back[0][0]["case_code"] == "000.00.20.H56-260303-0002"
     assert count(pg_engine, Case.__table__) == 2  # type: ignore[attr-defined]
+
+
+class Overlap:
+    """A loop writer that counts the transactions in flight beside it (`flight`: in flight,
+    most at once, started), and holds each until `gate` is open (only the first if `first`)."""
+
+    def __init__(self, inner: LoopWriter, flight: list[int],
+                 gate: asyncio.Event | None = None, first: bool = False) -> None:
+        self.inner, self.flight, self.gate, self.first = inner, flight, gate, first
+
+    async def write(self, items: list[Item], locked: Any) -> list[Any] | None:
+        self.flight[0] += 1
+        self.flight[1] = max(self.flight[1], self.flight[0])
+        self.flight[2] += 1
+        try:
+            if self.gate is not None and (self.flight[2] == 1 or not self.first):
+                await self.gate.wait()
+            return await self.inner.write(items, locked)
+        finally:
+            self.flight[0] -= 1
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def backlog(engine: Engine, deps: IntakeDeps, requests: list[list[Item]], *, max_items: int,
+            hold_first: float = 0) -> tuple[list[Any], list[int], int]:
+    """The requests queued at once before a group writer with two loop writers runs: their
+    answers, the items of each transaction, and the most transactions in flight at once. The
+    first transaction can be held `hold_first` seconds before it starts its statements."""
+    flight = [0, 0, 0]
+    written: list[int] = []
+
+    async def main() -> list[Any]:
+        gate = asyncio.Event()
+        writer = GroupWriter(engine, deps, max_items=max_items,
+                             on_loop=[Overlap(LoopWriter(engine, deps), flight, gate, first=True)
+                                      for _ in range(2)],
+                             on_written=lambda items, _outcomes: written.append(len(items)))
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(writer.submit(items)) for items in requests]
+        await asyncio.sleep(0)
+        running = asyncio.create_task(writer.run(stop))
+        await asyncio.sleep(hold_first)
+        gate.set()
+        answers = await asyncio.gather(*tasks)
+        stop.set()
+        await running
+        return answers
+
+    return asyncio.run(main()), written, flight[1]
+
+
+def transfer(code: str) -> Item:
+    return record(code, type="transferred", from_office=CENTRE, to_office="000.00.03.H56",
+                  method="electronic")
+
+
+def test_a_backlog_of_full_transactions_is_written_two_at_a_time(pg_engine: Engine) -> None:
+    deps = seeded_deps(pg_engine)
+    write = Writes(pg_engine, deps, on_loop=True)
+    codes = [answer[0]["case_code"] for answer in write([receive() for _ in range(30)])]
+
+    answers, written, most = backlog(pg_engine, deps, [[transfer(c) for c in codes[i:i + 5]]
+                                                       for i in range(0, 30, 5)], max_items=5)
+
+    assert most == 2
+    assert written == [5] * 6
+    assert [[(a[0]["case_code"], a[0]["status"]) for a in answer] for answer in answers] == [
+        [(c, 4) for c in codes[i:i + 5]] for i in range(0, 30, 5)]
+    assert {c: [n for n, _ in evs] for c, evs in sequences(pg_engine).items()} == {
+        c: [1, 2] for c in codes}
+
+
+def test_events_on_one_case_in_two_transactions_in_flight_apply_in_order(
+    pg_engine: Engine
+) -> None:
+    deps = seeded_deps(pg_engine)
+    write = Writes(pg_engine, deps, on_loop=True)
+    codes = [answer[0]["case_code"] for answer in write([receive() for _ in range(9)])]
+    shared = codes[0]
+    # Each request fills a transaction; both touch one case, so the second waits for the
+    # first's lock and then reads what it committed (only a case waiting for a supplement can
+    # receive one). The second does not start before the first holds its locks, however slow
+    # the first is to take them.
+    first = [record(shared, type="supplement_requested", reason="Thiếu giấy tờ"),
+             *(transfer(c) for c in codes[1:5])]
+    second = [record(shared, type="supplement_received"), *(transfer(c) for c in codes[5:9])]
+
+    answers, written, most = backlog(pg_engine, deps, [first, second], max_items=5,
+                                     hold_first=0.3)
+
+    assert most == 2
+    assert written == [5, 5]
+    assert answers[0][0][0]["status"] == 5
+    assert answers[1][0][0]["status"] == 4
+    assert [n for n, _ in sequences(pg_engine)[shared]] == [1, 2, 3]
+    with pg_engine.connect() as conn:
+        types = conn.execute(select(CaseEventRecord.type).where(CaseEventRecord.case_code == shared)
+                             .order_by(CaseEventRecord.seq)).scalars()
+        assert list(types) == ["received", "supplement_requested", "supplement_received"]
+
+
+def test_requests_arriving_during_a_transaction_wait_for_the_next_one_below_a_full_one(
+    pg_engine: Engine
+) -> None:
+    """Single-case requests take their agency's sequence row: a second transaction for them
+    would only wait on the first's locks, with smaller groups."""
+    deps = seeded_deps(pg_engine)
+    flight = [0, 0, 0]
+    written: list[int] = []
+
+    async def main() -> list[Any]:
+        gate = asyncio.Event()
+        writer = GroupWriter(pg_engine, deps,
+                             on_loop=[Overlap(LoopWriter(pg_engine, deps), flight, gate)
+                                      for _ in range(2)],
+                             on_written=lambda items, _outcomes: written.append(len(items)))
+        stop = asyncio.Event()
+        running = asyncio.create_task(writer.run(stop))
+        tasks = [asyncio.create_task(writer.submit([receive()]))]
+        for _ in range(5):
+            await asyncio.sleep(0)  # the first is in flight, held at the gate
+        tasks += [asyncio.create_task(writer.submit([receive()])) for _ in range(20)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        gate.set()
+        answers = await asyncio.gather(*tasks)
+        stop.set()
+        await running
+        return answers
+
+    answers = asyncio.run(main())
+    assert most_and_written(flight, written) == (1, [1, 20])
+    assert [a[0][0]["case_code"][-4:] for a in answers] == [f"{n:04d}" for n in range(1, 22)]
+
+
+def most_and_written(flight: list[int], written: list[int]) -> tuple[int, list[int]]:
+    return flight[1], written
