@@ -2,14 +2,16 @@
 
 Single-case `POST /v1/cases` (validated, committed with its outbox row, then published) at 64
 connections, with `motcua.loadgen` bodies (many counters) and with one body (one counter), and
-`POST /v1/events:batch` (PER_BATCH events a request) at 8 connections, as a national counter
-client with a bearer token (verified on every request). `--mode intake` (default) runs the
+`POST /v1/events:batch` (PER_BATCH events a request, transfers on `--batch-cases` open
+cases) at 8 connections and at the single-case run's connections, as a national counter client
+with a bearer token (verified on every request). `--mode intake` (default) runs the
 intake service alone on PostgreSQL and Kafka; `--mode up` the one-process default. The baseline
 is bench/baseline_app.py on the same uvicorn settings, without authentication.
 Run: .venv/bin/python -m bench.intake_http [--mode up]
 """
 
 import argparse
+import asyncio
 import re
 import shutil
 import statistics
@@ -76,7 +78,10 @@ def lua_string(text: str) -> str:
 # cases (as different counters' batches would): each takes the next PER_BATCH cases of its
 # thread's half of the list.
 PER_BATCH = 100
-BATCH_CASES = 2000
+# Open cases the batch requests transfer: at 64 connections 6,400 events are in flight, and on
+# the 2,000 cases of earlier passes three events a case at once queued on each other's locks,
+# which no province's traffic does (docs/benchmarks.md, seventeenth pass).
+BATCH_CASES = 30_000
 BATCH_LUA = """
 local codes = {%s}
 local per = %d
@@ -142,8 +147,8 @@ def motcua_command(mode: str, port: int, data: Path, *, database: str | None = N
     return [py, "-m", "motcua.cli", "intake", "--port", str(port)], env
 
 
-def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
-        ) -> dict[str, Any]:
+def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3,
+        batch_cases: int = BATCH_CASES) -> dict[str, Any]:
     """Both servers up side by side, their wrk runs alternated `rounds` times (baseline, then
     motcua, for each load): this machine's speed drifts by a fifth within minutes, so figures
     are the rounds' medians and the ratio the median of each round's ratio."""
@@ -164,14 +169,7 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
                 f"{bbase}/readyz"), \
             server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
         many = ",".join(lua_string(b) for b in realistic_bodies())
-        codes = []
-        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
-            for _ in range(BATCH_CASES):
-                r = client.post("/v1/cases", json={
-                    "agency_code": "000.00.20.H56", "procedure_code": "2.000488",
-                    "channel": "counter"})
-                r.raise_for_status()
-                codes.append(r.json()["case_code"])
+        codes = asyncio.run(open_cases(base, auth, batch_cases))
         lua_codes = ",".join(f'"{c}"' for c in codes)
         runs: list[dict[str, Any]] = []
         for n in range(rounds):
@@ -186,6 +184,11 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
                 "motcua_batch": wrk(f"{base}/v1/events:batch",
                                     BATCH_LUA % (lua_codes, PER_BATCH, n, auth["Authorization"]),
                                     connections=8, seconds=seconds),
+                # A backlog: more than one transaction's worth waits (intake.writer).
+                "motcua_batch_wide": wrk(f"{base}/v1/events:batch",
+                                         BATCH_LUA % (lua_codes, PER_BATCH, rounds + n,
+                                                      auth["Authorization"]),
+                                         connections=connections, seconds=seconds),
             })
         # The same body every time: one counter, whose daily case sequence every request
         # takes in turn (a row lock held to the commit). Once: it has no baseline.
@@ -194,7 +197,8 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
             connections=connections, seconds=seconds)
         results["motcua_peak_rss_mb"] = peak_rss_mb(proc.pid)
     results["runs"] = runs
-    for key in ("baseline_single", "motcua_single", "baseline_batch", "motcua_batch"):
+    for key in ("baseline_single", "motcua_single", "baseline_batch", "motcua_batch",
+                "motcua_batch_wide"):
         results[key] = {q: statistics.median(r[key][q] for r in runs)
                         for q in ("requests_per_s", "p50_ms", "p99_ms")}
         results[key]["non_2xx"] = sum(r[key]["non_2xx"] for r in runs)
@@ -205,7 +209,26 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3
         results[f"ratio_{kind}"] = statistics.median(ratios)
     results["events_per_batch"] = PER_BATCH
     results["motcua_batch_events_per_s"] = results["motcua_batch"]["requests_per_s"] * PER_BATCH
+    results["motcua_batch_wide_events_per_s"] = (results["motcua_batch_wide"]["requests_per_s"]
+                                                 * PER_BATCH)
+    results["batch_cases"] = batch_cases
     return results
+
+
+async def open_cases(base: str, auth: dict[str, str], n: int) -> list[str]:
+    """`n` cases received at the counter, 64 requests at a time, for the batch requests."""
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as client:
+        async def one() -> str:
+            r = await client.post("/v1/cases", json={
+                "agency_code": "000.00.20.H56", "procedure_code": "2.000488",
+                "channel": "counter"})
+            r.raise_for_status()
+            return str(r.json()["case_code"])
+
+        codes: list[str] = []
+        for start in range(0, n, 64):
+            codes += await asyncio.gather(*(one() for _ in range(min(64, n - start))))
+        return codes
 
 
 def main() -> None:
@@ -216,8 +239,10 @@ def main() -> None:
                         help="baseline and motcua runs alternated this many times")
     parser.add_argument("--mode", choices=("intake", "up"), default="intake",
                         help=motcua_command.__doc__)
+    parser.add_argument("--batch-cases", type=int, default=BATCH_CASES,
+                        help="open cases the batch requests transfer")
     args = parser.parse_args()
-    r = run(args.seconds, args.connections, args.mode, args.rounds)
+    r = run(args.seconds, args.connections, args.mode, args.rounds, args.batch_cases)
     for kind in ("single", "batch"):
         for who in ("baseline", "motcua"):
             x = r[f"{who}_{kind}"]
@@ -225,7 +250,8 @@ def main() -> None:
                   f"p99 {x['p99_ms']} ms  non-2xx {x['non_2xx']}")
         print(f"{kind:6} ratio motcua/baseline = {r[f'ratio_{kind}']:.3f} (median of "
               f"{', '.join(f'{x:.3f}' for x in r[f'ratios_{kind}'])})")
-    print(f"batch events/s: {r['motcua_batch_events_per_s']:.0f}; "
+    print(f"batch events/s: {r['motcua_batch_events_per_s']:.0f} at 8 connections, "
+          f"{r['motcua_batch_wide_events_per_s']:.0f} at {args.connections}; "
           f"peak RSS ({args.mode}) {r['motcua_peak_rss_mb']:.0f} MB")
     save("intake_http" if args.mode == "intake" else "intake_http_up", r)
 

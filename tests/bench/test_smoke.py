@@ -64,7 +64,7 @@ def test_the_table_and_its_results_are_left_alone(smoke: tuple[dict[str, Any], s
 def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str, bool]) -> None:
     r = smoke[0]["intake_http"]
     for key in ("motcua_single", "baseline_single", "motcua_batch", "baseline_batch",
-                "motcua_single_one_counter"):
+                "motcua_batch_wide", "motcua_single_one_counter"):
         assert r[key]["non_2xx"] == 0, key
         assert r[key]["requests_per_s"] > 0, key
         assert r[key]["p50_ms"] <= r[key]["p99_ms"], key
@@ -72,6 +72,9 @@ def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str, bool]) 
         r["motcua_single"]["requests_per_s"] / r["baseline_single"]["requests_per_s"], rel=1e-6)
     assert r["motcua_batch_events_per_s"] == pytest.approx(
         r["motcua_batch"]["requests_per_s"] * r["events_per_batch"])
+    assert r["motcua_batch_wide_events_per_s"] == pytest.approx(
+        r["motcua_batch_wide"]["requests_per_s"] * r["events_per_batch"])
+    assert r["batch_cases"] == 300
     scale = smoke[0]["intake_scaleout"]
     assert scale["ratio"] == pytest.approx(
         sum(scale["many_requests_per_s"]) / sum(scale["one_requests_per_s"]), rel=1e-6)
@@ -131,7 +134,8 @@ def test_routing_caught_up_each_backlog(smoke: tuple[dict[str, Any], str, bool])
 def test_the_table_has_a_row_for_each_figure(smoke: tuple[dict[str, Any], str, bool]) -> None:
     stdout = smoke[1]
     table = stdout[stdout.index("<!-- bench:latest:begin -->"):]
-    for figure in ("single-case intake `POST /v1/cases`", "batch intake",
+    for figure in ("single-case intake `POST /v1/cases`", "batch intake `POST",
+                   "batch intake, 16 connections (300 open cases",
                    "single-case intake, 2 intake processes", "projection, Kafka → PostgreSQL",
                    "freshness, three processes",
                    "rebuild (largest log", "KPI query", "memory, peak RSS",
