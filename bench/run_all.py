@@ -115,7 +115,8 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                     f"{i['ratio_batch']:.2f}", "intake_http"])
         if (wide := i.get("motcua_batch_wide")) is not None:
             out.append([f"batch intake, {i['connections']} connections ({i['batch_cases']:,} "
-                        f"open cases{medians})", "≥ 30,000 events/s",
+                        f"open cases, medians of {i['rounds']} runs after the others)",
+                        "≥ 30,000 events/s",
                         f"{_f(i['motcua_batch_wide_events_per_s'])} events/s, p99 "
                         f"{_f(wide['p99_ms'])} ms", "–", "–", "intake_http"])
     if (x := r.get("intake_scaleout")) is not None:

@@ -63,15 +63,8 @@ class LoopWriter:
                     ) -> list[Outcome] | None:
         """The items' outcomes once committed; None if nothing was written and the batch is
         for the threaded writer. `locked` is called once this transaction holds its cases'
-        rows and its case numbers (or has given up): a transaction started after that waits
-        for any of them it shares, so events and numbers keep the order of arrival."""
-        try:
-            return await self._write(items, locked)
-        finally:
-            locked()
-
-    async def _write(self, items: list[Item], locked: Callable[[], None]
-                     ) -> list[Outcome] | None:
+        rows and its case numbers: a transaction started after that waits for any of them it
+        shares, so events and numbers keep the order of arrival."""
         try:
             conn = await self._db.get()
         except psycopg.Error as exc:

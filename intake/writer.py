@@ -272,6 +272,10 @@ class GroupWriter:
         except asyncio.CancelledError:  # intake is stopping
             _fail(taken, Unavailable("intake stopped while writing this request"))
             raise
+        finally:
+            # A batch handed to the threaded writer, or failed, holds the next one back until
+            # it is done.
+            locked()
         start = 0
         for group, future in taken:
             if not future.done():  # the request may have gone (cancelled)
