@@ -159,9 +159,10 @@ class GroupWriter:
     the transaction before it waits on PostgreSQL. Below that the waiting requests go into the
     next transaction, as with one writer: single-case requests all take their agency's daily
     sequence row, so two smaller transactions would only queue on those locks (docs/
-    benchmarks.md, seventeenth pass). Concurrent transactions lock their cases in code order
-    and draw case numbers under the sequence rows' locks, as two intake processes on one
-    database do, so events on one case commit in the order their transactions locked it."""
+    benchmarks.md, seventeenth pass). A further transaction starts only once the one before
+    holds its cases' locks and its case numbers (or, handed to the threaded writer, is
+    written): if it shares a case it waits for that commit and reads what it wrote, so events
+    on one case and case numbers keep the order of arrival."""
 
     def __init__(self, engine: Engine, deps: IntakeDeps, *, max_items: int = 1000,
                  on_written: Callable[[list[Item], list[Outcome]], None] | None = None,
