@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -190,10 +191,13 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3,
         results["motcua_single_one_counter"] = wrk(
             f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
             connections=connections, seconds=seconds)
-        # A backlog: more than one transaction's worth waits (intake.writer). Last: the
-        # checkpoint and the autovacuums after some 400,000 events raised the single-case
-        # p99 that followed from about 30 to 190-400 ms (docs/benchmarks.md, seventeenth pass).
+        # A backlog: more than one transaction's worth waits (intake.writer). Last, and a
+        # second apart: when wrk stops, intake still writes the requests it had taken (about
+        # 6,400 events, half a second), and the run after them started behind that: right
+        # after one, one counter's p99 read 185-400 ms instead of about 30 (docs/benchmarks.md,
+        # seventeenth pass).
         for n, run_ in enumerate(runs):
+            time.sleep(1)
             run_["motcua_batch_wide"] = wrk(
                 f"{base}/v1/events:batch",
                 BATCH_LUA % (lua_codes, PER_BATCH, rounds + n, auth["Authorization"]),
