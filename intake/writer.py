@@ -199,25 +199,24 @@ class GroupWriter:
         stopping = asyncio.create_task(stop.wait())
         free = list(self.on_loop)
         writing: set[asyncio.Task[None]] = set()
-        # Whether the last transaction started holds its locks (intake.pg_writer's `locked`).
-        last_locked = [True]
+        # Set once the last transaction started holds its locks (intake.pg_writer's `locked`).
+        last_locked = asyncio.Event()
 
         def done(task: asyncio.Task[None], writer: OnLoop | None) -> None:
             writing.discard(task)
             free.append(writer)
             self._wake.set()
 
-        def locked(flag: list[bool]) -> None:
-            if not flag[0]:
-                flag[0] = True
-                self._wake.set()
+        def locked(flag: asyncio.Event) -> None:
+            flag.set()
+            self._wake.set()
 
         try:
             while True:
                 while self._queue and free and (not writing or (
-                        last_locked[0] and self._queued >= self.max_items)):
+                        last_locked.is_set() and self._queued >= self.max_items)):
                     writer = free.pop()
-                    last_locked = [False]
+                    last_locked = asyncio.Event()
                     task = asyncio.create_task(self._write(
                         self._take(), writer, partial(locked, last_locked)))
                     writing.add(task)
