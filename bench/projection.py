@@ -115,6 +115,11 @@ def run(cases: int, batch: int, kind: str = "realistic", rounds: int = 3) -> dic
     # As the metrics service's process starts (motcua.commands.run.serve, with metrics'
     # collector threshold); the baseline gets it too.
     tune_gc(MetricsSettings.model_fields["gc_young_threshold"].default)
+    # One untimed pass first: a broker that has just started serves its first reads of a log
+    # much slower (its JIT still cold), which made the first round's baseline slow and its
+    # ratio flattering, 0.52 against 0.32-0.39 for the rounds after (docs/benchmarks.md,
+    # seventeenth and eighteenth passes).
+    warm_up = asyncio.run(bare_consumer(prefix + CASES_TOPIC, total))
     runs = []
     for _ in range(rounds):
         cpu = cpu_seconds()
@@ -127,7 +132,8 @@ def run(cases: int, batch: int, kind: str = "realistic", rounds: int = 3) -> dic
                      "bare_cpu_us_per_event": cpu_bare / total * 1e6,
                      "projection_cpu_us_per_event": cpu_ours / total * 1e6})
     out: dict[str, Any] = {"events": total, "event_mix": kind, "batch_size": batch,
-                           "rounds": rounds, "runs": runs}
+                           "rounds": rounds, "runs": runs,
+                           "warm_up_bare_events_per_s": warm_up}
     for key in runs[0]:
         out[key] = statistics.median(r[key] for r in runs)
     out["peak_rss_mb"] = peak_rss_mb(os.getpid())
