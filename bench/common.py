@@ -115,6 +115,46 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """The process's CPU time so far, all its threads; with `children`, that of the children
+    it has reaped too."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted after the command name.
+    ticks = [int(f) for f in fields[11:15]]
+    return sum(ticks if children else ticks[:2]) / os.sysconf("SC_CLK_TCK")
+
+
+class PostgresCpu:
+    """The CPU time of a PostgreSQL server on this machine: the postmaster and its processes,
+    those that have exited included (their time moves to the postmaster's reaped children's)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        with psycopg.connect(url.replace("+psycopg", "")) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+        # A backend's parent is the postmaster; on another machine /proc has neither.
+        self.postmaster = _parent(int(backend[0])) if backend else None
+
+    def seconds(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        total = cpu_seconds(self.postmaster, children=True)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with suppress(OSError, ValueError):
+                    if _parent(int(entry.name)) == self.postmaster:
+                        total += cpu_seconds(int(entry.name))
+        return total
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def quantiles(samples: Sequence[float]) -> dict[str, float]:
     s = sorted(samples)
     if not s:

@@ -25,7 +25,17 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import ROOT, auth_env, bearer, free_ports, peak_rss_mb, save, server
+from bench.common import (
+    ROOT,
+    PostgresCpu,
+    auth_env,
+    bearer,
+    cpu_seconds,
+    free_ports,
+    peak_rss_mb,
+    save,
+    server,
+)
 from services.server import PROTOCOL
 
 CASE_BODY = ('{"agency_code":"000.00.20.H56","procedure_code":"2.000488","channel":"online",'
@@ -118,12 +128,28 @@ def wrk(url: str, lua: str, *, connections: int, seconds: int, threads: int = 2)
     ).stdout
     Path(script).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = {q: _ms(m) for q, m in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"requests_per_s": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"),
+    return {"requests_per_s": rps, "requests": done, "p50_ms": lat.get("50"),
+            "p99_ms": lat.get("99"),
             "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": errors.group(1) if errors else None}
+
+
+def wrk_on(pid: int, url: str, lua: str, *, connections: int, seconds: int,
+           postgres: PostgresCpu | None = None) -> dict[str, Any]:
+    """wrk's figures, with the CPU a request of the server's process (`pid`) over the run, and
+    of PostgreSQL's processes: the work behind the rates, which the machine's load moves less
+    than the rates (docs/benchmarks.md, eighteenth pass)."""
+    cpu, db = cpu_seconds(pid), postgres.seconds() if postgres else None
+    r = wrk(url, lua, connections=connections, seconds=seconds)
+    done = max(r["requests"], 1)
+    r["server_cpu_us"] = (cpu_seconds(pid) - cpu) / done * 1e6
+    if postgres is not None and db is not None:
+        r["postgres_cpu_us"] = ((postgres.seconds() or db) - db) / done * 1e6
+    return r
 
 
 def _ms(text: str) -> float:
@@ -167,30 +193,35 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3,
     # The same server as motcua's (motcua.commands.run.serve): uvicorn with its protocol.
     with server([py, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(bport),
                  "--http", PROTOCOL, *uv],
-                f"{bbase}/readyz"), \
+                f"{bbase}/readyz") as bare, \
             server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
+        url = env.get("INTAKE_DATABASE_URL")
+        pg = PostgresCpu(url) if url else None
         many = ",".join(lua_string(b) for b in realistic_bodies())
         codes = asyncio.run(open_cases(base, auth, batch_cases))
         lua_codes = ",".join(f'"{c}"' for c in codes)
         runs: list[dict[str, Any]] = []
         for n in range(rounds):
             runs.append({
-                "baseline_single": wrk(f"{bbase}/v1/cases", SINGLE_LUA % ("", CASE_BODY),
-                                       connections=connections, seconds=seconds),
-                "motcua_single": wrk(f"{base}/v1/cases", MANY_LUA % (many, auth["Authorization"]),
-                                     connections=connections, seconds=seconds),
-                "baseline_batch": wrk(f"{bbase}/v1/events:batch",
-                                      BATCH_LUA % ('"X", "Y"', PER_BATCH, n, ""),
-                                      connections=8, seconds=seconds),
-                "motcua_batch": wrk(f"{base}/v1/events:batch",
-                                    BATCH_LUA % (lua_codes, PER_BATCH, n, auth["Authorization"]),
-                                    connections=8, seconds=seconds),
+                "baseline_single": wrk_on(bare.pid, f"{bbase}/v1/cases",
+                                          SINGLE_LUA % ("", CASE_BODY),
+                                          connections=connections, seconds=seconds),
+                "motcua_single": wrk_on(proc.pid, f"{base}/v1/cases",
+                                        MANY_LUA % (many, auth["Authorization"]),
+                                        connections=connections, seconds=seconds, postgres=pg),
+                "baseline_batch": wrk_on(bare.pid, f"{bbase}/v1/events:batch",
+                                         BATCH_LUA % ('"X", "Y"', PER_BATCH, n, ""),
+                                         connections=8, seconds=seconds),
+                "motcua_batch": wrk_on(proc.pid, f"{base}/v1/events:batch",
+                                       BATCH_LUA % (lua_codes, PER_BATCH, n,
+                                                    auth["Authorization"]),
+                                       connections=8, seconds=seconds, postgres=pg),
             })
         # The same body every time: one counter, whose daily case sequence every request
         # takes in turn (a row lock held to the commit). Once: it has no baseline.
-        results["motcua_single_one_counter"] = wrk(
-            f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
-            connections=connections, seconds=seconds)
+        results["motcua_single_one_counter"] = wrk_on(
+            proc.pid, f"{base}/v1/cases", SINGLE_LUA % (auth["Authorization"], CASE_BODY),
+            connections=connections, seconds=seconds, postgres=pg)
         # A backlog: more than one transaction's worth waits (intake.writer). Last, and a
         # second apart: when wrk stops, intake still writes the requests it had taken (about
         # 6,400 events, half a second), and the run after them started behind that: right
@@ -198,16 +229,17 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3,
         # seventeenth pass).
         for n, run_ in enumerate(runs):
             time.sleep(1)
-            run_["motcua_batch_wide"] = wrk(
-                f"{base}/v1/events:batch",
+            run_["motcua_batch_wide"] = wrk_on(
+                proc.pid, f"{base}/v1/events:batch",
                 BATCH_LUA % (lua_codes, PER_BATCH, rounds + n, auth["Authorization"]),
-                connections=connections, seconds=seconds)
+                connections=connections, seconds=seconds, postgres=pg)
         results["motcua_peak_rss_mb"] = peak_rss_mb(proc.pid)
     results["runs"] = runs
     for key in ("baseline_single", "motcua_single", "baseline_batch", "motcua_batch",
                 "motcua_batch_wide"):
         results[key] = {q: statistics.median(r[key][q] for r in runs)
-                        for q in ("requests_per_s", "p50_ms", "p99_ms")}
+                        for q in ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_us",
+                                  "postgres_cpu_us") if q in runs[0][key]}
         results[key]["non_2xx"] = sum(r[key]["non_2xx"] for r in runs)
     for kind in ("single", "batch"):
         ratios = [r[f"motcua_{kind}"]["requests_per_s"] / r[f"baseline_{kind}"]["requests_per_s"]

@@ -92,6 +92,15 @@ def _medians(result: dict[str, Any]) -> str:
     return f", medians of {result['rounds']} alternated rounds" if result.get("rounds") else ""
 
 
+def _cpu(figures: dict[str, Any], per: int = 1, unit: str = "a request") -> str:
+    """The CPU behind a wrk run's rate (bench.intake_http.wrk_on), where it was measured."""
+    if "server_cpu_us" not in figures:
+        return ""
+    db = figures.get("postgres_cpu_us")
+    return (f"; CPU {unit}: {_f(figures['server_cpu_us'] / per)} µs"
+            + (f" + PostgreSQL {_f(db / per)} µs" if db is not None else ""))
+
+
 def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
     out: list[list[str]] = []
     if (i := r.get("intake_http")) is not None:
@@ -101,16 +110,18 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
         out.append([f"single-case intake `POST /v1/cases`, 64 connections ({i['mode']}{medians})",
                     "≥ 3,000 req/s, p99 ≤ 50 ms, ≥ 0.5 × baseline",
                     f"{_f(m['requests_per_s'])} req/s, p50 {_f(m['p50_ms'], 1)} ms, "
-                    f"p99 {_f(m['p99_ms'], 1)} ms (loadgen bodies, 14 counters)"
+                    f"p99 {_f(m['p99_ms'], 1)} ms (loadgen bodies, 14 counters){_cpu(m)}"
                     + (f"; one counter: {_f(one['requests_per_s'])} req/s, p99 "
                        f"{_f(one['p99_ms'], 1)} ms" if one else ""),
-                    f"bare FastAPI {_f(b['requests_per_s'])} req/s, p99 {_f(b['p99_ms'], 1)} ms",
+                    f"bare FastAPI {_f(b['requests_per_s'])} req/s, p99 {_f(b['p99_ms'], 1)} ms"
+                    f"{_cpu(b)}",
                     f"{i['ratio_single']:.2f}", "intake_http"])
         mb, bb = i["motcua_batch"], i["baseline_batch"]
         out.append([f"batch intake `POST /v1/events:batch` ({i['events_per_batch']:,} events a "
                     f"request, 8 connections{medians})",
                     "≥ 30,000 events/s",
-                    f"{_f(i['motcua_batch_events_per_s'])} events/s, p99 {_f(mb['p99_ms'])} ms",
+                    f"{_f(i['motcua_batch_events_per_s'])} events/s, p99 {_f(mb['p99_ms'])} ms"
+                    f"{_cpu(mb, i['events_per_batch'], 'an event')}",
                     f"bare FastAPI {_f(bb['requests_per_s'] * i['events_per_batch'])} events/s",
                     f"{i['ratio_batch']:.2f}", "intake_http"])
         if (wide := i.get("motcua_batch_wide")) is not None:
@@ -118,7 +129,8 @@ def rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                         f"open cases, medians of {i['rounds']} runs after the others)",
                         "≥ 30,000 events/s",
                         f"{_f(i['motcua_batch_wide_events_per_s'])} events/s, p99 "
-                        f"{_f(wide['p99_ms'])} ms", "–", "–", "intake_http"])
+                        f"{_f(wide['p99_ms'])} ms{_cpu(wide, i['events_per_batch'], 'an event')}",
+                        "–", "–", "intake_http"])
     if (x := r.get("intake_scaleout")) is not None:
         many = " / ".join(_f(v) for v in x["many_requests_per_s"])
         one = " / ".join(_f(v) for v in x["one_requests_per_s"])

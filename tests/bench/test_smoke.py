@@ -68,6 +68,9 @@ def test_intake_answered_every_request(smoke: tuple[dict[str, Any], str, bool]) 
         assert r[key]["non_2xx"] == 0, key
         assert r[key]["requests_per_s"] > 0, key
         assert r[key]["p50_ms"] <= r[key]["p99_ms"], key
+        # The CPU behind the rate: the server's own, and for intake PostgreSQL's too.
+        assert r[key]["server_cpu_us"] > 0, key
+        assert (r[key].get("postgres_cpu_us", 0) > 0) == key.startswith("motcua"), key
     assert r["ratio_single"] == pytest.approx(
         r["motcua_single"]["requests_per_s"] / r["baseline_single"]["requests_per_s"], rel=1e-6)
     assert r["motcua_batch_events_per_s"] == pytest.approx(
@@ -144,3 +147,4 @@ def test_the_table_has_a_row_for_each_figure(smoke: tuple[dict[str, Any], str, b
                    "memory, routing catching up"):
         assert f"| {figure}" in table, figure
     assert "Failed in this run" not in table
+    assert "CPU a request: " in table and "CPU an event: " in table
