@@ -12,6 +12,13 @@ a case code the counter supplied already taken, a clash with another process's t
 the connection lost) rolls back what this transaction did and answers None, and the caller
 writes the batch with the threaded writer, which handles every case. So this module adds
 speed, never a behaviour: the statements are the threaded writer's (intake.batch).
+
+One difference: new case numbers are drawn on a connection of their own, in a statement
+committed at once, as a PostgreSQL sequence hands out its numbers. Drawn inside the
+transaction, the agency's daily sequence row stayed locked until the commit, so a second
+transaction in flight receiving cases at the same agency waited for the first's commit
+(docs/benchmarks.md, eighteenth pass). A transaction rolled back after its draw leaves those
+numbers unused: a day's sequence can skip, and a number is never handed out twice.
 """
 
 import asyncio
@@ -55,6 +62,11 @@ class LoopWriter:
 
     def __init__(self, engine: Engine, deps: IntakeDeps) -> None:
         self._db = DriverConnection(engine)
+        # The draw needs no flush of its own: the WAL is flushed in order, so a commit that
+        # uses the numbers flushes their draw's commit first. A draw lost in a crash was only
+        # ever used by transactions that never committed.
+        self._numbers = DriverConnection(engine, autocommit=True,
+                                         settings={"synchronous_commit": "off"})
         self._engine = engine
         self._deps = deps
         self._unreachable = False
@@ -113,6 +125,7 @@ class LoopWriter:
 
     def close(self) -> None:
         self._db.drop()
+        self._numbers.drop()
 
     async def _transaction(self, conn: psycopg.AsyncConnection[Any], items: list[Item],
                            locked: Callable[[], None]) -> list[Outcome]:
@@ -137,12 +150,37 @@ class LoopWriter:
                                                       "event_id", ids))
             staged = stage(batch, deps, items)
             wanted = codes_wanted(staged)
-            outcomes = assign_codes(staged, await _new_codes(cur, batch, wanted)
+            outcomes = assign_codes(staged, await self._new_codes(cur, batch, wanted)
                                     if wanted else {})
             locked()
             audit_outcomes(batch, deps, items, outcomes)
             await _write(cur, batch)
         return outcomes
+
+    async def _new_codes(self, cur: Cursor, batch: Batch, wanted: Counter[tuple[str, date]]
+                         ) -> dict[tuple[str, date], list[str]]:
+        """Batch.new_codes, the numbers drawn apart from the transaction (above)."""
+        out: dict[tuple[str, date], list[str]] = {key: [] for key in wanted}
+        need = dict(wanted)
+        while need:
+            groups = sorted(need.items())
+            fresh = fresh_codes(groups, await self._draw(groups))
+            taken = await _select(cur, CASES, ["case_code"], "case_code",
+                                  [code for got in fresh.values() for code in got])
+            need = batch.keep_free(wanted, out, fresh, {r["case_code"] for r in taken})
+        return out
+
+    async def _draw(self, groups: list[tuple[tuple[str, date], int]]) -> list[tuple[Any, ...]]:
+        try:
+            conn = await self._numbers.get()
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    SEQUENCE_SQL.format(values=", ".join(["(%s, %s, %s)"] * len(groups))),
+                    [v for (agency, day), n in groups for v in (agency, day, n)])
+                return await cur.fetchall()
+        except psycopg.Error:
+            self._numbers.drop()  # perhaps lost: the next draw connects again
+            raise
 
 
 async def _select(cur: Cursor, table: Table, columns: Any, key: str, values: list[str], *,
@@ -150,23 +188,6 @@ async def _select(cur: Cursor, table: Table, columns: Any, key: str, values: lis
     sql, param = where_in_sql(table, columns, key, values, lock=lock)
     await cur.execute(sql, (param,), prepare=False)
     return await cur.fetchall()
-
-
-async def _new_codes(cur: Cursor, batch: Batch, wanted: Counter[tuple[str, date]]
-                     ) -> dict[tuple[str, date], list[str]]:
-    """Batch.new_codes on the asynchronous connection."""
-    out: dict[tuple[str, date], list[str]] = {key: [] for key in wanted}
-    need = dict(wanted)
-    while need:
-        groups = sorted(need.items())
-        await cur.execute(SEQUENCE_SQL.format(values=", ".join(["(%s, %s, %s)"] * len(groups))),
-                          [v for (agency, day), n in groups for v in (agency, day, n)])
-        fresh = fresh_codes(groups, [(r["agency_code"], r["day"], r["last"])
-                                     for r in await cur.fetchall()])
-        taken = await _select(cur, CASES, ["case_code"], "case_code",
-                              [code for got in fresh.values() for code in got])
-        need = batch.keep_free(wanted, out, fresh, {r["case_code"] for r in taken})
-    return out
 
 
 async def _write(cur: Cursor, batch: Batch) -> None:

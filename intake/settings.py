@@ -37,8 +37,8 @@ class IntakeSettings(ServiceSettings):
     write_transactions: int = Field(
         default=2, ge=1, le=8,
         description="On PostgreSQL, how many group-commit transactions may be in flight at "
-        "once, each on a connection of its own; one more starts only while a full one "
-        "(batch_max_items) is waiting.",
+        "once, each on a connection of its own (and one more for drawing case numbers); one "
+        "more starts once the one before holds its cases' locks and case numbers.",
     )
     pii_keys: SecretStr | None = Field(
         default=None,

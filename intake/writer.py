@@ -154,15 +154,14 @@ def audit_outcomes(batch: Batch, deps: IntakeDeps, items: list[Item],
 class GroupWriter:
     """Requests queued in arrival order, written a group a transaction.
 
-    With more than one loop writer, a further transaction starts while one is in flight only
-    when a full one (max_items) is waiting: a backlog of batch requests is then staged while
-    the transaction before it waits on PostgreSQL. Below that the waiting requests go into the
-    next transaction, as with one writer: single-case requests all take their agency's daily
-    sequence row, so two smaller transactions would only queue on those locks (docs/
-    benchmarks.md, seventeenth pass). A further transaction starts only once the one before
-    holds its cases' locks and its case numbers (or, handed to the threaded writer, is
-    written): if it shares a case it waits for that commit and reads what it wrote, so events
-    on one case and case numbers keep the order of arrival."""
+    With more than one loop writer, the requests waiting while a transaction is in flight go
+    into a further one beside it, which does its work while the one before waits on
+    PostgreSQL (docs/benchmarks.md, seventeenth and eighteenth passes). It starts only once
+    the one before holds its cases' locks and its case numbers (or, handed to the threaded
+    writer, is written): if it shares a case it waits for that commit and reads what it
+    wrote, so events on one case and case numbers keep the order of arrival. The loop writer
+    draws case numbers outside its transaction (intake.pg_writer), so transactions receiving
+    cases at one agency do not wait on each other's sequence row."""
 
     def __init__(self, engine: Engine, deps: IntakeDeps, *, max_items: int = 1000,
                  on_written: Callable[[list[Item], list[Outcome]], None] | None = None,
@@ -181,7 +180,6 @@ class GroupWriter:
         # gather over them, cost a batch request about 1 µs an event (docs/benchmarks.md,
         # fourteenth pass).
         self._queue: deque[tuple[list[Item], asyncio.Future[list[Outcome]]]] = deque()
-        self._queued = 0  # items in the queue
         self._wake = asyncio.Event()
         self._stopped = False
 
@@ -191,7 +189,6 @@ class GroupWriter:
             raise Unavailable("intake is stopping and no longer accepts writes")
         future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         self._queue.append((items, future))
-        self._queued += len(items)
         self._wake.set()
         return await future
 
@@ -213,8 +210,7 @@ class GroupWriter:
 
         try:
             while True:
-                while self._queue and free and (not writing or (
-                        last_locked.is_set() and self._queued >= self.max_items)):
+                while self._queue and free and (not writing or last_locked.is_set()):
                     writer = free.pop()
                     last_locked = asyncio.Event()
                     task = asyncio.create_task(self._write(
@@ -244,7 +240,6 @@ class GroupWriter:
                     future.set_exception(
                         Unavailable("intake stopped before writing this request"))
             self._queue.clear()
-            self._queued = 0
 
     def _take(self) -> list[tuple[list[Item], asyncio.Future[list[Outcome]]]]:
         """Whole requests, in arrival order, up to max_items items (at least one request)."""
@@ -253,7 +248,6 @@ class GroupWriter:
         while self._queue and count + len(self._queue[0][0]) <= self.max_items:
             taken.append(self._queue.popleft())
             count += len(taken[-1][0])
-        self._queued -= count
         return taken
 
     async def _write(self, taken: list[tuple[list[Item], asyncio.Future[list[Outcome]]]],

@@ -83,10 +83,13 @@ class DriverConnection:
     # An unreachable server must not hold the caller for TCP's minutes.
     CONNECT_TIMEOUT_SECONDS = 5
 
-    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+    def __init__(self, engine: Engine, *, autocommit: bool = False,
+                 settings: Mapping[str, str] | None = None) -> None:
         self._url = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False)
-        self._options = session_options(engine.url.query)
+        # `settings`: the session's own server settings (`-c name=value`).
+        self._options = " ".join([session_options(engine.url.query),
+                                  *(f"-c {k}={v}" for k, v in (settings or {}).items())])
         self._autocommit = autocommit
         self._conn: psycopg.AsyncConnection[Any] | None = None
 

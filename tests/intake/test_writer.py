@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlmodel import col
@@ -232,7 +233,12 @@ def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
     assert published(engine) == 1
     with engine.connect() as conn:
         last = conn.execute(text("SELECT last FROM intake_case_sequences")).scalar_one()
-    assert last == 1  # the rolled-back batch gave its numbers back
+    # The threaded writer's rolled-back batch gave its numbers back. The loop writer draws
+    # them apart from its transaction, as a sequence does: its two stay spent, and the case
+    # is numbered after them.
+    expected = 3 if write.on_loop else 1
+    assert last == expected
+    assert out[0][0]["case_code"].endswith(f"-{expected:04d}")  # type: ignore[index]
 
 
 def test_concurrent_requests_share_a_transaction_and_get_consecutive_codes(
@@ -499,39 +505,88 @@ def test_events_on_one_case_in_two_transactions_in_flight_apply_in_order(
         assert list(types) == ["received", "supplement_requested", "supplement_received"]
 
 
-def test_requests_arriving_during_a_transaction_wait_for_the_next_one_below_a_full_one(
-    pg_engine: Engine
-) -> None:
-    """Single-case requests take their agency's sequence row: a second transaction for them
-    would only wait on the first's locks, with smaller groups."""
+class HeldBeforeCommit(LoopWriter):
+    """A loop writer whose first transaction (counted in `calls`, shared) stops before its
+    commit, its rows written and its case numbers drawn, until `gate` opens; with `fail`, it
+    then fails instead of committing, as on a lost connection."""
+
+    def __init__(self, engine: Engine, deps: IntakeDeps, calls: list[int], gate: asyncio.Event,
+                 fail: bool = False) -> None:
+        super().__init__(engine, deps)
+        self.calls, self.gate, self.fail = calls, gate, fail
+
+    async def _transaction(self, conn: Any, items: list[Item], locked: Any) -> Any:
+        outcomes = await super()._transaction(conn, items, locked)
+        self.calls[0] += 1
+        if self.calls[0] == 1:
+            await self.gate.wait()
+            if self.fail:
+                raise psycopg.OperationalError("connection lost (test)")
+        return outcomes
+
+
+def test_requests_arriving_during_a_transaction_are_written_beside_it(pg_engine: Engine) -> None:
+    """Receipts at one agency while its first transaction is still open: they are written and
+    answered by a second transaction beside it, numbered after it, without waiting for its
+    commit (the numbers are drawn apart from both transactions)."""
     deps = seeded_deps(pg_engine)
-    flight = [0, 0, 0]
+    calls = [0]
     written: list[int] = []
 
-    async def main() -> list[Any]:
+    async def main() -> tuple[list[Any], list[Any]]:
         gate = asyncio.Event()
         writer = GroupWriter(pg_engine, deps,
-                             on_loop=[Overlap(LoopWriter(pg_engine, deps), flight, gate)
+                             on_loop=[HeldBeforeCommit(pg_engine, deps, calls, gate)
                                       for _ in range(2)],
                              on_written=lambda items, _outcomes: written.append(len(items)))
         stop = asyncio.Event()
         running = asyncio.create_task(writer.run(stop))
-        tasks = [asyncio.create_task(writer.submit([receive()]))]
-        for _ in range(5):
-            await asyncio.sleep(0)  # the first is in flight, held at the gate
-        tasks += [asyncio.create_task(writer.submit([receive()])) for _ in range(20)]
-        for _ in range(5):
-            await asyncio.sleep(0)
-        gate.set()
-        answers = await asyncio.gather(*tasks)
+        first = asyncio.create_task(writer.submit([receive()]))
+        while calls[0] == 0:  # the first transaction is open, before its commit
+            await asyncio.sleep(0.01)
+        later = [asyncio.create_task(writer.submit([receive()])) for _ in range(20)]
+        try:
+            answers = await asyncio.wait_for(asyncio.gather(*later), 10)
+            assert not first.done()
+        finally:
+            gate.set()
+        answer = await first
+        stop.set()
+        await running
+        return [answer], answers
+
+    first, later = asyncio.run(main())
+    assert written == [20, 1]
+    assert first[0][0][0]["case_code"] == "000.00.20.H56-260303-0001"
+    assert [a[0][0]["case_code"][-4:] for a in later] == [f"{n:04d}" for n in range(2, 22)]
+    assert count(pg_engine, Case.__table__) == 21  # type: ignore[attr-defined]
+
+
+def test_a_number_drawn_by_a_transaction_that_failed_is_never_handed_out_again(
+    pg_engine: Engine
+) -> None:
+    """The loop writer's transaction draws 0001 and then fails before its commit: the case is
+    written by the threaded writer as 0002, and the next case is 0003. A day's sequence may
+    skip a number; it never gives one twice."""
+    deps = seeded_deps(pg_engine)
+    gate = asyncio.Event()
+    gate.set()
+
+    async def main() -> list[Any]:
+        writer = GroupWriter(pg_engine, deps,
+                             on_loop=[HeldBeforeCommit(pg_engine, deps, [0], gate, fail=True)])
+        stop = asyncio.Event()
+        running = asyncio.create_task(writer.run(stop))
+        answers = [await writer.submit([receive()]) for _ in range(2)]
         stop.set()
         await running
         return answers
 
     answers = asyncio.run(main())
-    assert flight[1] == 1
-    assert written == [1, 20]
-    assert [a[0][0]["case_code"][-4:] for a in answers] == [f"{n:04d}" for n in range(1, 22)]
+    assert [a[0][0]["case_code"][-4:] for a in answers] == ["0002", "0003"]
+    with pg_engine.connect() as conn:
+        codes = conn.execute(select(Case.case_code).order_by(Case.case_code)).scalars()
+        assert [c[-4:] for c in codes] == ["0002", "0003"]
 
 
 class HandsOverFirst:
