@@ -192,10 +192,13 @@ class Batch:
 
     def new_codes(self, wanted: Counter[tuple[str, date]]) -> dict[tuple[str, date], list[str]]:
         """`n` fresh case codes per (agency, local day), in order, skipping any a counter
-        supplied itself. The counter rows are incremented in this transaction (one statement
-        for the whole batch), so two processes receiving at the same instant get different
-        numbers, and a rollback gives them back."""
-        conn = self._connection()
+        supplied itself. The counter rows are incremented in one statement for the whole
+        batch, so two processes receiving at the same instant get different numbers. On
+        PostgreSQL that statement is committed at once, apart from this transaction, as the
+        loop writer draws its numbers (intake.pg_writer): no transaction holds a sequence row
+        while it waits for a case's, which another session's draw could then wait on unseen
+        by the deadlock detector. A rollback leaves those numbers spent. On SQLite, one
+        writer at a time, they are drawn in this transaction, and a rollback gives them back."""
         out: dict[tuple[str, date], list[str]] = {key: [] for key in wanted}
         need = dict(wanted)
         while need:
@@ -204,11 +207,21 @@ class Batch:
             params: dict[str, Any] = {}
             for i, ((agency, day), n) in enumerate(groups):
                 params.update({f"a{i}": agency, f"d{i}": day, f"n{i}": n})
-            rows = conn.execute(text(SEQUENCE_SQL.format(values=values)), params).all()
+            rows = self._draw(text(SEQUENCE_SQL.format(values=values)), params)
             fresh = fresh_codes(groups, rows)
             need = self.keep_free(wanted, out, fresh, self._taken(
                 [code for codes in fresh.values() for code in codes]))
         return out
+
+    def _draw(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        conn = self._connection()
+        if self.raw is None:
+            return list(conn.execute(statement, params).all())
+        with conn.engine.begin() as apart:
+            for name, value in DRAW_SESSION.items():
+                apart.execute(text("SELECT set_config(:name, :value, true)"),
+                              {"name": name, "value": value})
+            return list(apart.execute(statement, params).all())
 
     def keep_free(self, wanted: Counter[tuple[str, date]],
                   out: dict[tuple[str, date], list[str]], fresh: dict[tuple[str, date], list[str]],
@@ -296,6 +309,12 @@ class Batch:
 # --- PostgreSQL statements, shared by the batch and intake.pg_writer ------------------------
 
 ANSWER_COLUMNS = ("event_id", "fingerprint", "response")
+# A draw's commit needs no flush of its own: the WAL is flushed in order, so the commit of a
+# transaction using the numbers flushes their draw's first, and a draw lost in a crash was
+# used by no committed case. The lock timeout bounds a wait on a sequence row that an intake
+# of an earlier version holds to its commit (a rolling upgrade), which the deadlock detector
+# would not see.
+DRAW_SESSION = {"synchronous_commit": "off", "lock_timeout": "5s"}
 SEQUENCE_SQL = ("INSERT INTO intake_case_sequences (agency_code, day, last) VALUES {values} "
                 "ON CONFLICT (agency_code, day) DO UPDATE SET "
                 "last = intake_case_sequences.last + excluded.last "

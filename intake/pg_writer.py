@@ -13,12 +13,12 @@ the connection lost) rolls back what this transaction did and answers None, and 
 writes the batch with the threaded writer, which handles every case. So this module adds
 speed, never a behaviour: the statements are the threaded writer's (intake.batch).
 
-One difference: new case numbers are drawn on a connection of their own, in a statement
-committed at once, as a PostgreSQL sequence hands out its numbers. Drawn inside the
-transaction, the agency's daily sequence row stayed locked until the commit, so a second
-transaction in flight receiving cases at the same agency waited for the first's commit
-(docs/benchmarks.md, eighteenth pass). A transaction rolled back after its draw leaves those
-numbers unused: a day's sequence can skip, and a number is never handed out twice.
+New case numbers are drawn on a connection of their own, in a statement committed at once,
+as a PostgreSQL sequence hands out its numbers (the threaded writer draws them apart too).
+Drawn inside the transaction, the agency's daily sequence row stayed locked until the commit,
+so a second transaction in flight receiving cases at the same agency waited for the first's
+commit (docs/benchmarks.md, eighteenth pass). A transaction rolled back after its draw leaves
+those numbers unused: a day's sequence can skip, and a number is never handed out twice.
 """
 
 import asyncio
@@ -34,6 +34,7 @@ from sqlalchemy import Engine, Table
 from intake.batch import (
     ANSWER_COLUMNS,
     CASES,
+    DRAW_SESSION,
     EVENTS,
     SCRATCH,
     SEQUENCE_SQL,
@@ -62,11 +63,9 @@ class LoopWriter:
 
     def __init__(self, engine: Engine, deps: IntakeDeps) -> None:
         self._db = DriverConnection(engine)
-        # The draw needs no flush of its own: the WAL is flushed in order, so a commit that
-        # uses the numbers flushes their draw's commit first. A draw lost in a crash was only
-        # ever used by transactions that never committed.
-        self._numbers = DriverConnection(engine, autocommit=True,
-                                         settings={"synchronous_commit": "off"})
+        # Case numbers are drawn on a session of its own, each draw committed at once
+        # (intake.batch's DRAW_SESSION says why it may skip the flush).
+        self._numbers = DriverConnection(engine, autocommit=True, settings=DRAW_SESSION)
         self._engine = engine
         self._deps = deps
         self._unreachable = False

@@ -5,6 +5,7 @@ transactions."""
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from contracts import CASES_TOPIC, decode
 from intake import service
 from intake.app import MIGRATIONS
 from intake.audit import Actor, Note
+from intake.batch import Batch
 from intake.catalogue import seed_catalogue
 from intake.models import OUTBOX, AuditEntry, Case, CaseEventRecord
 from intake.pg_writer import LoopWriter
@@ -219,7 +221,7 @@ def test_two_events_on_one_case_in_one_batch_apply_in_order(
 
 
 def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
-    engine: Engine, write: Writes
+    engine: Engine, write: Writes, mode: str
 ) -> None:
     # Both items wait for a case number until the batch hands them out, so neither sees the
     # other's event id: the INSERT clashes, and item by item the second becomes the retry.
@@ -233,10 +235,11 @@ def test_a_unique_key_clash_at_commit_falls_back_to_one_item_a_transaction(
     assert published(engine) == 1
     with engine.connect() as conn:
         last = conn.execute(text("SELECT last FROM intake_case_sequences")).scalar_one()
-    # The threaded writer's rolled-back batch gave its numbers back. The loop writer draws
-    # them apart from its transaction, as a sequence does: its two stay spent, and the case
-    # is numbered after them.
-    expected = 3 if write.on_loop else 1
+    # On PostgreSQL the numbers are drawn apart from the transaction, as a sequence hands
+    # them out: each rolled-back batch's two stay spent (the loop writer's, then the threaded
+    # writer's), and the case is numbered after them. On SQLite they are drawn in the
+    # transaction, and the rollback gave them back.
+    expected = {"sqlite": 1, "postgres": 3, "postgres-loop": 5}[mode]
     assert last == expected
     assert out[0][0]["case_code"].endswith(f"-{expected:04d}")  # type: ignore[index]
 
@@ -587,6 +590,29 @@ def test_a_number_drawn_by_a_transaction_that_failed_is_never_handed_out_again(
     with pg_engine.connect() as conn:
         codes = conn.execute(select(Case.case_code).order_by(Case.case_code)).scalars()
         assert [c[-4:] for c in codes] == ["0002", "0003"]
+
+
+def test_a_transaction_that_drew_case_numbers_holds_no_lock_on_the_sequence(
+    pg_engine: Engine
+) -> None:
+    """The threaded writer's transaction, its numbers drawn and still open: another session
+    draws the next numbers at once. Were the sequence row held to the commit, a draw waiting
+    on it while this transaction waits on that session's case locks would be a deadlock the
+    server cannot see (the two sessions of one loop writer)."""
+    deps = seeded_deps(pg_engine)
+    day = NOW.date()
+    with transaction(pg_engine) as session:
+        batch = Batch(session.connection(), deps.store)
+        assert batch.new_codes(Counter({(CENTRE, day): 2})) == {
+            (CENTRE, day): [f"{CENTRE}-260303-0001", f"{CENTRE}-260303-0002"]}
+        with pg_engine.connect() as other:
+            other.execute(text("SET lock_timeout = '500ms'"))
+            (last,) = other.execute(text(
+                "UPDATE intake_case_sequences SET last = last + 1 "
+                "WHERE agency_code = :a AND day = :d RETURNING last"),
+                {"a": CENTRE, "d": day}).one()
+            other.commit()
+    assert last == 3
 
 
 class HandsOverFirst:
