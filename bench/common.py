@@ -115,7 +115,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
     """The process's CPU time so far, all its threads; with `children`, that of the children
     it has reaped too."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -139,12 +139,12 @@ class PostgresCpu:
     def seconds(self) -> float | None:
         if self.postmaster is None:
             return None
-        total = cpu_seconds(self.postmaster, children=True)
+        total = process_cpu_seconds(self.postmaster, children=True)
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 with suppress(OSError, ValueError):
                     if _parent(int(entry.name)) == self.postmaster:
-                        total += cpu_seconds(int(entry.name))
+                        total += process_cpu_seconds(int(entry.name))
         return total
 
 

@@ -30,9 +30,9 @@ from bench.common import (
     PostgresCpu,
     auth_env,
     bearer,
-    cpu_seconds,
     free_ports,
     peak_rss_mb,
+    process_cpu_seconds,
     save,
     server,
 )
@@ -143,10 +143,10 @@ def wrk_on(pid: int, url: str, lua: str, *, connections: int, seconds: int,
     """wrk's figures, with the CPU a request of the server's process (`pid`) over the run, and
     of PostgreSQL's processes: the work behind the rates, which the machine's load moves less
     than the rates (docs/benchmarks.md, eighteenth pass)."""
-    cpu, db = cpu_seconds(pid), postgres.seconds() if postgres else None
+    cpu, db = process_cpu_seconds(pid), postgres.seconds() if postgres else None
     r = wrk(url, lua, connections=connections, seconds=seconds)
     done = max(r["requests"], 1)
-    r["server_cpu_us"] = (cpu_seconds(pid) - cpu) / done * 1e6
+    r["server_cpu_us"] = (process_cpu_seconds(pid) - cpu) / done * 1e6
     if postgres is not None and db is not None:
         r["postgres_cpu_us"] = ((postgres.seconds() or db) - db) / done * 1e6
     return r
