@@ -128,17 +128,21 @@ class PostgresCpu:
     """The CPU time of a PostgreSQL server on this machine: the postmaster and its processes,
     those that have exited included (their time moves to the postmaster's reaped children's)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, postmaster: int) -> None:
+        self.postmaster = postmaster
+
+    @classmethod
+    def of(cls, url: str) -> "PostgresCpu | None":
+        """The server at `url`, or None if it runs on another machine."""
         import psycopg
 
         with psycopg.connect(url.replace("+psycopg", "")) as conn:
-            backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
         # A backend's parent is the postmaster; on another machine /proc has neither.
-        self.postmaster = _parent(int(backend[0])) if backend else None
+        postmaster = _parent(int(row[0])) if row else None
+        return cls(postmaster) if postmaster is not None else None
 
-    def seconds(self) -> float | None:
-        if self.postmaster is None:
-            return None
+    def seconds(self) -> float:
         total = process_cpu_seconds(self.postmaster, children=True)
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():

@@ -143,12 +143,12 @@ def wrk_on(pid: int, url: str, lua: str, *, connections: int, seconds: int,
     """wrk's figures, with the CPU a request of the server's process (`pid`) over the run, and
     of PostgreSQL's processes: the work behind the rates, which the machine's load moves less
     than the rates (docs/benchmarks.md, eighteenth pass)."""
-    cpu, db = process_cpu_seconds(pid), postgres.seconds() if postgres else None
+    cpu, db = process_cpu_seconds(pid), postgres.seconds() if postgres else 0.0
     r = wrk(url, lua, connections=connections, seconds=seconds)
     done = max(r["requests"], 1)
     r["server_cpu_us"] = (process_cpu_seconds(pid) - cpu) / done * 1e6
-    if postgres is not None and db is not None:
-        r["postgres_cpu_us"] = ((postgres.seconds() or db) - db) / done * 1e6
+    if postgres is not None:
+        r["postgres_cpu_us"] = (postgres.seconds() - db) / done * 1e6
     return r
 
 
@@ -196,7 +196,7 @@ def run(seconds: int, connections: int, mode: str = "intake", rounds: int = 3,
                 f"{bbase}/readyz") as bare, \
             server(cmd, f"{base}/readyz", env=env, log=data / "server.log") as proc:
         url = env.get("INTAKE_DATABASE_URL")
-        pg = PostgresCpu(url) if url else None
+        pg = PostgresCpu.of(url) if url else None
         many = ",".join(lua_string(b) for b in realistic_bodies())
         codes = asyncio.run(open_cases(base, auth, batch_cases))
         lua_codes = ",".join(f'"{c}"' for c in codes)

@@ -218,9 +218,8 @@ class Batch:
         if self.raw is None:
             return list(conn.execute(statement, params).all())
         with conn.engine.begin() as apart:
-            for name, value in DRAW_SESSION.items():
-                apart.execute(text("SELECT set_config(:name, :value, true)"),
-                              {"name": name, "value": value})
+            apart.execute(text("SELECT " + ", ".join(
+                f"set_config('{name}', '{value}', true)" for name, value in DRAW_SESSION.items())))
             return list(apart.execute(statement, params).all())
 
     def keep_free(self, wanted: Counter[tuple[str, date]],
